@@ -1,0 +1,1 @@
+"""The JSON-RPC methods, shared by MQTT and the datachannel."""

@@ -1,0 +1,1 @@
+"""Fan-out: one encoded stream to many peers."""

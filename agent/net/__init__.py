@@ -1,0 +1,1 @@
+"""asyncio adapters: ICE on aioice and the loop that drives a sans-IO peer."""

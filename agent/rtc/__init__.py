@@ -1,0 +1,1 @@
+"""Sans-IO WebRTC core: nothing here imports asyncio, socket, threading or time."""

@@ -1,0 +1,1 @@
+"""MQTT signalling and the JSON-RPC dispatcher."""
