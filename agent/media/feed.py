@@ -1,0 +1,45 @@
+"""The bridge from a capture source's thread to the fan-out on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from agent.media.fanout import FanOut
+from hw.frame import EncodedFrame
+from hw.source import VideoSource
+
+logger = logging.getLogger(__name__)
+
+
+class CameraFeed:
+    """Starts a source and hands each access unit to the fan-out on the loop.
+
+    Sources call their sink from their own thread (as picamera2's encoder does), so the frame
+    crosses over with ``call_soon_threadsafe``; the fan-out itself is never touched off-loop.
+    """
+
+    def __init__(self, source: VideoSource, fanout: FanOut) -> None:
+        self.source = source
+        self.fanout = fanout
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.source.start(self._from_source_thread)
+
+    def stop(self) -> None:
+        self.source.stop()
+
+    def _from_source_thread(self, frame: EncodedFrame) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._on_loop, frame)
+        except RuntimeError:
+            pass  # the loop closed between the check and the call: shutting down
+
+    def _on_loop(self, frame: EncodedFrame) -> None:
+        assert self._loop is not None
+        self.fanout.push(frame, self._loop.time())

@@ -1,0 +1,183 @@
+"""The asyncio loop around one sans-IO peer: ICE datagrams in, datagrams out, timers.
+
+The peer never sees a socket or a clock; this driver feeds it ``loop.time()`` as ``now``,
+arms one ``call_at`` for the peer's earliest timer, and sends what the peer produced after
+every input. Sending is synchronous on a plain UDP pair (no coroutine per packet on the hot
+path); relayed pairs go through aioice's coroutine, in order, from one writer task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from agent.net.ice import IceTransport
+from agent.rtc.peer import PeerClosed, PeerEvent, PeerFailed, PeerSession, PeerState
+
+logger = logging.getLogger(__name__)
+
+# Datagrams queued for a relayed pair before the oldest are dropped: a viewer behind a
+# congested TURN server must not grow the device's memory.
+MAX_QUEUED = 2048
+
+
+class PeerDriver:
+    """Runs one :class:`PeerSession` over one :class:`IceTransport`.
+
+    ``on_event`` receives every peer event, plus a final ``PeerFailed``/``PeerClosed`` when
+    ICE fails or consent is lost. All callbacks run on the event loop.
+    """
+
+    def __init__(
+        self,
+        peer: PeerSession,
+        ice: IceTransport,
+        on_event: Callable[[PeerEvent], None],
+    ) -> None:
+        self.peer = peer
+        self.ice = ice
+        self._on_event = on_event
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._send_now: Callable[[bytes], None] | None = None
+        self._queue: deque[bytes] = deque(maxlen=MAX_QUEUED)
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ended = False
+
+    @staticmethod
+    def wallclock_offset() -> float:
+        """What to add to ``loop.time()`` to get Unix time (for RTCP's NTP timestamps)."""
+        return time.time() - asyncio.get_running_loop().time()
+
+    def start(self) -> None:
+        self._tasks.append(self._loop.create_task(self._run(), name=f"{self.peer.name}-run"))
+
+    async def _run(self) -> None:
+        try:
+            await self.ice.connect()
+        except ConnectionError as exc:
+            self._end(PeerFailed(f"ice failed: {exc}"))
+            return
+        except asyncio.CancelledError:
+            raise
+        self._send_now = self.ice.sender()
+        if self._send_now is None:
+            self._tasks.append(self._loop.create_task(self._writer(), name=f"{self.peer.name}-tx"))
+        self.peer.start(self._loop.time())
+        self._after_input()
+        while not self._ended:
+            try:
+                data = await self.ice.recv()
+            except ConnectionError:
+                self._end(PeerFailed("ice connection lost (no consent)"))
+                return
+            self.peer.receive(data, self._loop.time())
+            self._after_input()
+
+    def send_frame(self, payloads: Sequence[bytes], pts_90k: int, now: float) -> None:
+        """Called by the fan-out for each access unit; never blocks."""
+        if self._ended:
+            return
+        self.peer.send_frame(payloads, pts_90k, now)
+        self._flush()
+
+    def kick(self) -> None:
+        """Process whatever an API call on the peer produced (datagrams, events, timers)."""
+        self._after_input()
+
+    async def close(self, reason: str = "closed") -> None:
+        """Close the peer (BYE, close_notify), then ICE."""
+        if not self._ended:
+            self.peer.close(self._loop.time(), reason)
+            self._after_input()
+        self._ended = True
+        await self._stop()
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _after_input(self) -> None:
+        self._flush()
+        while (event := self.peer.next_event()) is not None:
+            self._dispatch(event)
+        self._arm_timer()
+
+    def _dispatch(self, event: PeerEvent) -> None:
+        try:
+            self._on_event(event)
+        except Exception:
+            logger.exception("%s: event handler failed for %s", self.peer.name, event)
+        if isinstance(event, PeerFailed | PeerClosed):
+            self._ended = True
+            self._loop.create_task(self._stop())
+
+    def _flush(self) -> None:
+        datagrams = self.peer.datagrams_to_send()
+        if not datagrams:
+            return
+        send = self._send_now
+        if send is not None:
+            try:
+                for datagram in datagrams:
+                    send(datagram)
+            except OSError as exc:
+                # UDP send errors (unreachable, buffer full) lose these packets only; consent
+                # freshness decides whether the viewer is gone.
+                logger.debug("%s: send failed: %s", self.peer.name, exc)
+        else:
+            self._queue.extend(datagrams)
+            self._wake.set()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                try:
+                    await self.ice.send(self._queue.popleft())
+                except ConnectionError:
+                    return
+
+    def _arm_timer(self) -> None:
+        deadline = None if self._ended else self.peer.get_timer()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.peer.handle_timer(self._loop.time())
+        self._after_input()
+
+    def _end(self, event: PeerFailed | PeerClosed) -> None:
+        if self._ended:
+            return
+        if self.peer.state not in (PeerState.FAILED, PeerState.CLOSED):
+            self.peer.close(self._loop.time(), getattr(event, "reason", "closed"))
+            self.peer.datagrams_to_send()
+            while self.peer.next_event() is not None:
+                pass
+        self._dispatch(event)
+
+    async def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await self.ice.close()

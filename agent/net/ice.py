@@ -1,0 +1,252 @@
+"""ICE for one viewer, on aioice: the device is ICE-controlled and trickles both ways.
+
+aioice gathers every candidate before it returns and lists no loopback address, while the
+agent must answer at once with its host candidates, trickle server-reflexive and relayed
+ones as they are found, and honour ``webrtc.ice_addresses`` (loopback included). So this
+module gathers itself with aioice's own building blocks (``StunProtocol``,
+``server_reflexive_candidate``, ``relayed_candidate``) and fills the connection's candidate
+list the way ``Connection.gather_candidates`` would; aioice still runs the checks,
+nomination and consent freshness (RFC 7675).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aioice
+from aioice import ice as aioice_ice
+from aioice.candidate import candidate_foundation, candidate_priority
+
+logger = logging.getLogger(__name__)
+
+# How long server-reflexive and relayed candidates may take (aioice's own default).
+GATHER_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TurnServer:
+    host: str
+    port: int
+    username: str
+    password: str
+    transport: str = "udp"  # udp | tcp
+    tls: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IceServers:
+    """The STUN and TURN servers one session gathers with."""
+
+    stun: tuple[tuple[str, int], ...] = ()
+    turn: tuple[TurnServer, ...] = ()
+
+
+CandidateCallback = Callable[[str | None], None]
+
+
+def usable_host_addresses() -> list[str]:
+    """Every non-loopback interface address, as aioice would pick them."""
+    return list(aioice_ice.get_host_addresses(use_ipv4=True, use_ipv6=True))
+
+
+class _TricklingConnection(aioice.Connection):
+    """aioice's Connection with our gathering: host candidates first, then the rest."""
+
+    def __init__(
+        self,
+        *,
+        addresses: list[str],
+        servers: IceServers,
+        on_candidate: CandidateCallback,
+    ) -> None:
+        super().__init__(ice_controlling=False, components=1)
+        self._edgecam_addresses = addresses
+        self._edgecam_servers = servers
+        self._edgecam_on_candidate = on_candidate
+        self.host_gathered = asyncio.Event()
+
+    async def gather_candidates(self) -> None:
+        if self._local_candidates_start:
+            return
+        self._local_candidates_start = True
+        loop = asyncio.get_running_loop()
+        host_protocols: list[aioice_ice.StunProtocol] = []
+        for address in self._edgecam_addresses:
+            try:
+                transport, protocol = await loop.create_datagram_endpoint(
+                    lambda: aioice_ice.StunProtocol(self), local_addr=(address, 0)
+                )
+            except OSError as exc:
+                logger.warning("ice: cannot bind %s: %s", address, exc)
+                continue
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            host, port = transport.get_extra_info("sockname")[:2]
+            protocol.local_candidate = aioice.Candidate(
+                foundation=candidate_foundation("host", "udp", host),
+                component=1,
+                transport="udp",
+                priority=candidate_priority(1, "host"),
+                host=host,
+                port=port,
+                type="host",
+            )
+            host_protocols.append(protocol)
+            self._add_local(protocol.local_candidate, protocol)
+        self.host_gathered.set()
+
+        tasks: list[asyncio.Task[tuple[aioice.Candidate, aioice_ice.StunProtocol | None]]] = []
+        for stun_server in self._edgecam_servers.stun:
+            for protocol in host_protocols:
+                if ipaddress.ip_address(protocol.local_candidate.host).version == 4:
+                    tasks.append(
+                        asyncio.create_task(
+                            aioice_ice.server_reflexive_candidate(protocol, stun_server)
+                        )
+                    )
+        for turn in self._edgecam_servers.turn:
+            tasks.append(
+                asyncio.create_task(
+                    aioice_ice.relayed_candidate(
+                        component=1,
+                        hide_related_address=False,
+                        protocol_factory=lambda: aioice_ice.StunProtocol(self),
+                        turn_server=(turn.host, turn.port),
+                        turn_username=turn.username,
+                        turn_password=turn.password,
+                        turn_ssl=turn.tls,
+                        turn_transport=turn.transport,
+                    )
+                )
+            )
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=GATHER_TIMEOUT)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                if (error := task.exception()) is not None:
+                    logger.warning("ice: a STUN/TURN server gave no candidate: %s", error)
+        self._local_candidates_end = True
+        self._edgecam_on_candidate(None)
+
+    def _add_local(self, candidate: aioice.Candidate, protocol: aioice_ice.StunProtocol) -> None:
+        if protocol not in self._protocols:
+            self._protocols.append(protocol)
+        self._local_candidates.append(candidate)
+        self._edgecam_on_candidate(candidate.to_sdp())
+
+
+class IceTransport:
+    """One viewer's ICE agent (controlled side) with trickle both ways.
+
+    ``on_candidate`` receives each local candidate (the text after ``candidate:``) as it is
+    found, then ``None`` once gathering is over.
+    """
+
+    def __init__(
+        self,
+        *,
+        addresses: list[str],
+        servers: IceServers,
+        on_candidate: CandidateCallback,
+    ) -> None:
+        self._gathered: list[str] = []
+        self._on_candidate = on_candidate
+        self._conn = _TricklingConnection(
+            addresses=addresses, servers=servers, on_candidate=self._candidate_found
+        )
+        self._gather_task: asyncio.Task[None] | None = None
+        self._servers_pending = bool(servers.stun or servers.turn)
+        self.gathering_done = False
+
+    @property
+    def local_username(self) -> str:
+        return str(self._conn.local_username)
+
+    @property
+    def local_password(self) -> str:
+        return str(self._conn.local_password)
+
+    async def start_gathering(self) -> list[str]:
+        """Bind the host candidates and return them; the rest trickle in afterwards."""
+        self._gather_task = asyncio.create_task(self._conn.gather_candidates())
+        host_wait = asyncio.create_task(self._conn.host_gathered.wait())
+        await asyncio.wait({self._gather_task, host_wait}, return_when=asyncio.FIRST_COMPLETED)
+        host_wait.cancel()
+        if self._gather_task.done() and self._gather_task.exception() is not None:
+            raise ConnectionError(f"ice gathering failed: {self._gather_task.exception()}")
+        return list(self._gathered)
+
+    def _candidate_found(self, candidate: str | None) -> None:
+        if candidate is None:
+            self.gathering_done = True
+        else:
+            self._gathered.append(candidate)
+        self._on_candidate(candidate)
+
+    def set_remote_credentials(self, username: str, password: str) -> None:
+        self._conn.remote_username = username
+        self._conn.remote_password = password
+
+    async def add_remote_candidate(self, candidate: str | None) -> None:
+        """A remote candidate (text after ``candidate:``), or None for end-of-candidates."""
+        if candidate is None:
+            await self._conn.add_remote_candidate(None)
+            return
+        text = candidate.removeprefix("a=").removeprefix("candidate:").strip()
+        try:
+            parsed = aioice.Candidate.from_sdp(text)
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"bad ICE candidate: {exc or text!r}") from exc
+        if parsed.component != 1:
+            return  # rtcp-mux: component 2 candidates are never used
+        await self._conn.add_remote_candidate(parsed)
+
+    async def connect(self) -> None:
+        """Run the connectivity checks until a pair is nominated (ConnectionError if none)."""
+        if self._gather_task is not None:
+            await self._gather_task
+        await self._conn.connect()
+
+    @property
+    def selected_pair(self) -> tuple[str, str] | None:
+        """Local and remote candidate types of the nominated pair, e.g. ('relay', 'host')."""
+        pair = self._conn._nominated.get(1)
+        if pair is None:
+            return None
+        return (pair.local_candidate.type, pair.remote_candidate.type)
+
+    def sender(self) -> Callable[[bytes], None] | None:
+        """A synchronous send function for the nominated pair when it is plain UDP.
+
+        The per-packet path avoids a coroutine per datagram; relayed pairs (TURN may need a
+        channel bind first) go through :meth:`send` instead.
+        """
+        pair = self._conn._nominated.get(1)
+        if pair is None or type(pair.protocol) is not aioice_ice.StunProtocol:
+            return None
+        transport = pair.protocol.transport
+        addr = pair.remote_addr
+
+        def send(data: bytes) -> None:
+            transport.sendto(data, addr)
+
+        return send
+
+    async def send(self, data: bytes) -> None:
+        await self._conn.send(data)
+
+    async def recv(self) -> bytes:
+        data: bytes = await self._conn.recv()
+        return data
+
+    async def close(self) -> None:
+        if self._gather_task is not None and not self._gather_task.done():
+            self._gather_task.cancel()
+        await self._conn.close()

@@ -1,0 +1,72 @@
+"""aiortc as an independent WebRTC viewer (test-only: the product never imports aiortc)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+
+def loopback_only_host_addresses(monkeypatch: Any) -> None:
+    """aioice (inside aiortc) skips 127.0.0.1; the tests run with only loopback."""
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+
+
+class AiortcViewer:
+    """Offers recvonly video, plays the answer, counts decoded frames."""
+
+    def __init__(self, *, datachannel: bool = False) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.channel = self.pc.createDataChannel("control") if datachannel else None
+        self.frames = 0
+        self.sizes: set[tuple[int, int]] = set()
+        self.codec: str | None = None
+        self._frame_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: Any) -> None:
+        self._tasks.append(asyncio.ensure_future(self._consume(track)))
+
+    async def _consume(self, track: Any) -> None:
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                frame = await track.recv()
+                self.frames += 1
+                self.sizes.add((frame.width, frame.height))
+                self._frame_event.set()
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def accept(self, answer: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        receiver = self.pc.getTransceivers()[0].receiver
+        codecs = receiver._RTCRtpReceiver__codecs if hasattr(receiver, "_RTCRtpReceiver__codecs") else {}
+        for codec in codecs.values():
+            self.codec = codec.mimeType
+
+    async def wait_frames(self, count: int, timeout: float = 30) -> None:
+        async def enough() -> None:
+            while self.frames < count:
+                self._frame_event.clear()
+                await self._frame_event.wait()
+
+        await asyncio.wait_for(enough(), timeout)
+
+    def kill_socket(self) -> None:
+        """Stop reading without saying goodbye: close the viewer's UDP sockets."""
+        transport = self.pc.getTransceivers()[0].receiver.transport.transport
+        for protocol in transport._connection._protocols:
+            protocol.transport.close()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.pc.close()

@@ -1,0 +1,92 @@
+"""aiortc, an independent WebRTC implementation, plays the agent's stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from agent.rtc.dtls import SrtpProfile
+from tests.e2e.aiortc_viewer import AiortcViewer, loopback_only_host_addresses
+from tests.e2e.stack import Stack, running_stack
+
+
+@pytest.fixture(autouse=True)
+def _loopback(monkeypatch: Any) -> None:
+    loopback_only_host_addresses(monkeypatch)
+
+
+@pytest.mark.parametrize("setup", ["active", "passive"])
+@pytest.mark.parametrize("profile", [SrtpProfile.AEAD_AES_128_GCM, SrtpProfile.AES128_CM_SHA1_80])
+async def test_aiortc_decodes_60_frames(setup: str, profile: SrtpProfile) -> None:
+    async with running_stack(dtls_setup=setup, srtp_profiles=[profile]) as stack:
+        viewer = AiortcViewer()
+        try:
+            answer = await stack.manager.offer("viewer-1", "s1", await viewer.offer())
+            assert f"a=setup:{setup}" in answer
+            await viewer.accept(answer)
+            await stack.wait_state("viewer-1", "s1", "connected")
+            await viewer.wait_frames(60)
+            assert viewer.sizes == {(320, 240)}
+            peer_stats = stack.manager.stats()[0][2]
+            assert getattr(peer_stats, "frames_sent", 0) >= 60
+        finally:
+            await viewer.close()
+
+
+class CountingSink:
+    """A fan-out sink that only counts, to know how many frames every viewer was given."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.event = asyncio.Event()
+
+    def send_frame(self, payloads: Sequence[bytes], pts_90k: int, now: float) -> None:
+        self.frames += 1
+        self.event.set()
+
+    async def wait(self, count: int, timeout: float = 30) -> None:
+        async def enough() -> None:
+            while self.frames < count:
+                self.event.clear()
+                await self.event.wait()
+
+        await asyncio.wait_for(enough(), timeout)
+
+
+def _frames_sent(stack: Stack) -> dict[str, int]:
+    return {client: stats.frames_sent for client, _, stats in stack.manager.stats()}
+
+
+async def test_ten_viewers_and_a_dead_one_does_not_slow_the_others() -> None:
+    async with running_stack() as stack:
+        viewers = [AiortcViewer() for _ in range(10)]
+        try:
+            for index, viewer in enumerate(viewers):
+                answer = await stack.manager.offer(f"viewer-{index}", "s", await viewer.offer())
+                await viewer.accept(answer)
+            await asyncio.gather(*(v.wait_frames(10, timeout=60) for v in viewers))
+
+            dead, alive = viewers[0], viewers[1:]
+            dead.kill_socket()
+            counter = CountingSink()
+            stack.fanout.add(counter, 0.0)  # replays the cached GOP into the counter first
+            counted_before = counter.frames
+            sent_before = _frames_sent(stack)
+            decoded_before = [v.frames for v in alive]
+
+            await counter.wait(counted_before + 90)
+            sent_after = _frames_sent(stack)
+            camera_frames = counter.frames - counted_before
+            # Every live viewer was handed every frame the camera made meanwhile...
+            for client in (f"viewer-{i}" for i in range(1, 10)):
+                assert sent_after[client] - sent_before[client] == camera_frames
+            # ...and decoded them (a few may still be in flight or in the jitter buffer).
+            await asyncio.gather(
+                *(v.wait_frames(n + camera_frames - 10) for v, n in zip(alive, decoded_before))
+            )
+            assert stack.fanout.stats.sink_errors == 0
+        finally:
+            await asyncio.gather(*(v.close() for v in viewers))
