@@ -1,0 +1,382 @@
+"""A synthetic camera: FFmpeg's moving test pattern with a clock, encoded live by libx264.
+
+It stands in for a real camera in the demo and in tests, and is encoded the way a browser wants
+it: constrained baseline, no B-frames, an IDR every 2 s carrying SPS and PPS inline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+
+import av
+from av.video.codeccontext import VideoCodecContext
+from av.video.frame import PictureType, VideoFrame
+
+from hw.annexb import contains_idr
+from hw.frame import EncodedFrame
+from hw.source import FrameSink, StreamSettings, VideoSource
+
+logger = logging.getLogger(__name__)
+
+# Behind by more than this, the source drops frames like a camera would instead of bursting.
+_MAX_LAG_S = 0.5
+# Consecutive encoder failures after which the source gives up.
+_MAX_ENCODE_FAILURES = 3
+_MIN_BITRATE = 1000
+_MAX_FRAMERATE = 240.0
+
+# FFmpeg's drawtext is not in PyAV's wheels, so the clock is drawn as seven-segment digits.
+# Segment rectangles (x0, y0, x1, y1) on a 5 x 9 grid of units.
+_SEGMENTS: dict[str, tuple[int, int, int, int]] = {
+    "a": (0, 0, 5, 1),
+    "b": (4, 0, 5, 5),
+    "c": (4, 4, 5, 9),
+    "d": (0, 8, 5, 9),
+    "e": (0, 4, 1, 9),
+    "f": (0, 0, 1, 5),
+    "g": (0, 4, 5, 5),
+}
+_DIGITS = {
+    "0": "abcdef",
+    "1": "bc",
+    "2": "abged",
+    "3": "abgcd",
+    "4": "fgbc",
+    "5": "afgcd",
+    "6": "afgedc",
+    "7": "abc",
+    "8": "abcdefg",
+    "9": "abcdfg",
+}
+_GLYPH_HEIGHT = 9
+_GLYPH_GAP = 2
+_LINE_GAP = 3
+_PADDING = 2
+_MARGIN = 2
+# testsrc2 prints its own small stream time at the very top-left: keep it visible.
+_TOP_CLEARANCE = 16
+_WHITE = 235
+_BLACK = 16
+_NEUTRAL_CHROMA = 128
+
+Glyph = tuple[tuple[bool, ...], ...]
+
+
+def _paint(width: int, rects: list[tuple[int, int, int, int]]) -> Glyph:
+    return tuple(
+        tuple(any(x0 <= x < x1 and y0 <= y < y1 for x0, y0, x1, y1 in rects) for x in range(width))
+        for y in range(_GLYPH_HEIGHT)
+    )
+
+
+def _build_glyphs() -> dict[str, Glyph]:
+    glyphs = {ch: _paint(5, [_SEGMENTS[s] for s in segs]) for ch, segs in _DIGITS.items()}
+    glyphs[":"] = _paint(1, [(0, 2, 1, 3), (0, 6, 1, 7)])
+    glyphs["."] = _paint(1, [(0, 8, 1, 9)])
+    glyphs[" "] = _paint(1, [])
+    return glyphs
+
+
+_GLYPHS = _build_glyphs()
+
+
+class ClockOverlay:
+    """Draws lines of digits, ``:`` and ``.`` into a yuv420p frame, white on a black box.
+
+    Pure Python on the frame's planes (no numpy): a text line is nine rows of units, each
+    rendered once as bytes and copied ``unit`` times, so a frame costs a few hundred slice
+    assignments.
+    """
+
+    def __init__(self, width: int, height: int) -> None:
+        self._width = width
+        self._height = height
+        self._unit = max(1, min(height // 90, width // 160))
+        self._on = bytes([_WHITE]) * self._unit
+        self._off = bytes([_BLACK]) * self._unit
+
+    def _line_rows(self, text: str) -> list[bytes]:
+        glyphs = [_GLYPHS[ch] for ch in text if ch in _GLYPHS]
+        gap = (False,) * _GLYPH_GAP
+        rows = []
+        for y in range(_GLYPH_HEIGHT):
+            cells: list[bool] = []
+            for i, glyph in enumerate(glyphs):
+                if i:
+                    cells.extend(gap)
+                cells.extend(glyph[y])
+            rows.append(b"".join(self._on if cell else self._off for cell in cells))
+        return rows
+
+    def draw(self, frame: VideoFrame, lines: list[str]) -> None:
+        """Draw ``lines`` in the top-left corner of ``frame`` (which must be yuv420p)."""
+        u = self._unit
+        rendered = [self._line_rows(text) for text in lines]
+        text_w = max((len(rows[0]) for rows in rendered), default=0)
+        x0 = _MARGIN * u
+        y0 = _MARGIN * u + _TOP_CLEARANCE
+        x1 = min(self._width, x0 + text_w + 2 * _PADDING * u)
+        text_h = len(rendered) * _GLYPH_HEIGHT * u + max(0, len(rendered) - 1) * _LINE_GAP * u
+        y1 = min(self._height, y0 + text_h + 2 * _PADDING * u)
+        if x1 <= x0 or y1 <= y0:
+            return
+        frame.make_writable()
+        luma, cb, cr = frame.planes[0], frame.planes[1], frame.planes[2]
+        self._fill(memoryview(luma), luma.line_size, x0, y0, x1, y1, _BLACK)
+        for chroma in (cb, cr):
+            self._fill(
+                memoryview(chroma),
+                chroma.line_size,
+                x0 // 2,
+                y0 // 2,
+                (x1 + 1) // 2,
+                (y1 + 1) // 2,
+                _NEUTRAL_CHROMA,
+            )
+        mem = memoryview(luma)
+        stride = luma.line_size
+        tx = x0 + _PADDING * u
+        room = x1 - tx
+        ty = y0 + _PADDING * u
+        for rows in rendered:
+            for row in rows:
+                data = row[:room]
+                for _ in range(u):
+                    if ty >= y1:
+                        return
+                    start = ty * stride + tx
+                    mem[start : start + len(data)] = data
+                    ty += 1
+            ty += _LINE_GAP * u
+
+    @staticmethod
+    def _fill(mem: memoryview, stride: int, x0: int, y0: int, x1: int, y1: int, value: int) -> None:
+        row = bytes([value]) * (x1 - x0)
+        for y in range(y0, y1):
+            start = y * stride + x0
+            mem[start : start + len(row)] = row
+
+
+def clock_lines(index: int, wall: float) -> list[str]:
+    """The overlay text: local wall-clock time to the millisecond, then the frame counter."""
+    tm = time.localtime(wall)
+    millis = int((wall % 1.0) * 1000)
+    return [f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}.{millis:03d}", f"{index:06d}"]
+
+
+def _check_settings(settings: StreamSettings) -> None:
+    if settings.width <= 0 or settings.height <= 0 or settings.width % 2 or settings.height % 2:
+        raise ValueError(
+            f"testsrc: width and height must be positive and even, "
+            f"got {settings.width}x{settings.height}"
+        )
+    if not 0 < settings.framerate <= _MAX_FRAMERATE:
+        raise ValueError(
+            f"testsrc: framerate must be in (0, {_MAX_FRAMERATE}], got {settings.framerate}"
+        )
+    _check_bitrate(settings.bitrate)
+
+
+def _check_bitrate(bitrate: int) -> None:
+    if bitrate < _MIN_BITRATE:
+        raise ValueError(f"bitrate must be at least {_MIN_BITRATE} bps, got {bitrate}")
+
+
+class TestPatternSource(VideoSource):
+    """A moving test pattern with a clock, encoded by libx264 in real time on its own thread.
+
+    Encoding: constrained baseline (SPS 42c0xx), preset ultrafast, tune zerolatency, no
+    B-frames, closed GOPs of 2 s with only IDR keyframes, SPS/PPS repeated before every IDR,
+    Annex-B output. Bitrate changes that fit under the encoder's VBV ceiling apply live from
+    the next frame; raising it beyond that reopens the encoder, so the next frame is an IDR.
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    def __init__(self, settings: StreamSettings) -> None:
+        _check_settings(settings)
+        self._lock = threading.Lock()
+        self._settings = settings
+        self._rate = Fraction(settings.framerate).limit_denominator(1001)
+        self._keyint = max(1, round(2 * settings.framerate))
+        self._keyframe_pending = False
+        self._pending_bitrate: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_event = threading.Event()
+
+    @property
+    def settings(self) -> StreamSettings:
+        with self._lock:
+            return self._settings
+
+    def start(self, sink: FrameSink) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                raise RuntimeError("testsrc already started")
+            self._stop_event = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run,
+                args=(sink, self._stop_event),
+                name="edgecam-testsrc",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            thread = self._thread
+            self._stop_event.set()
+        # Called from the sink, the thread ends once the sink returns.
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def request_keyframe(self) -> None:
+        with self._lock:
+            self._keyframe_pending = True
+
+    def set_bitrate(self, bitrate: int) -> None:
+        _check_bitrate(bitrate)
+        with self._lock:
+            self._pending_bitrate = bitrate
+            self._settings = dataclasses.replace(self._settings, bitrate=bitrate)
+
+    def _take_requests(self) -> tuple[bool, int | None]:
+        with self._lock:
+            keyframe, bitrate = self._keyframe_pending, self._pending_bitrate
+            self._keyframe_pending = False
+            self._pending_bitrate = None
+            return keyframe, bitrate
+
+    def _open_encoder(self, bitrate: int) -> VideoCodecContext:
+        ctx = av.CodecContext.create("libx264", "w")
+        ctx.width = self._settings.width
+        ctx.height = self._settings.height
+        ctx.pix_fmt = "yuv420p"
+        ctx.time_base = 1 / self._rate
+        ctx.framerate = self._rate
+        ctx.bit_rate = bitrate
+        ctx.gop_size = self._keyint
+        ctx.max_b_frames = 0
+        k = self._keyint
+        ctx.options = {
+            # libx264's "baseline" sets constraint_set1: constrained baseline, as WebRTC wants.
+            "profile": "baseline",
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            # frame.pict_type = I then means IDR, not a recovery-point I-frame.
+            "forced-idr": "1",
+            # libx264 applies bit_rate changes on a running encoder only under VBV, and
+            # never above the VBV maxrate: hence the ceiling and the reopen beyond it.
+            "maxrate": str(bitrate),
+            "bufsize": str(bitrate),
+            "x264-params": (
+                f"keyint={k}:min-keyint={k}:scenecut=0:open-gop=0:bframes=0"
+                ":repeat-headers=1:annexb=1"
+            ),
+        }
+        ctx.open()
+        logger.info(
+            "testsrc: libx264 %dx%d@%s %d bps, IDR every %d frames",
+            ctx.width,
+            ctx.height,
+            self._rate,
+            bitrate,
+            k,
+        )
+        return ctx
+
+    def _pts_90k(self, index: int) -> int:
+        return index * 90000 * self._rate.denominator // self._rate.numerator
+
+    def _run(self, sink: FrameSink, stop: threading.Event) -> None:
+        s = self._settings
+        graph = (
+            f"testsrc2=size={s.width}x{s.height}"
+            f":rate={self._rate.numerator}/{self._rate.denominator},format=yuv420p"
+        )
+        try:
+            pattern = av.open(graph, format="lavfi")
+        except av.FFmpegError:
+            logger.exception("testsrc: cannot open the lavfi test pattern %r", graph)
+            return
+        try:
+            self._produce(pattern.decode(video=0), sink, stop)
+        except Exception:
+            logger.exception("testsrc: stopped by an unexpected error")
+        finally:
+            pattern.close()
+            logger.info("testsrc: stopped")
+
+    def _produce(
+        self, frames: Iterator[VideoFrame], sink: FrameSink, stop: threading.Event
+    ) -> None:
+        overlay = ClockOverlay(self._settings.width, self._settings.height)
+        encoder: VideoCodecContext | None = None
+        ceiling = 0
+        failures = 0
+        sink_failing = False
+        period = 1 / self._rate
+        start = time.monotonic()
+        index = 0
+        while not stop.is_set():
+            # Deadlines from a fixed origin so that pacing does not drift.
+            delay = start + float(index * period) - time.monotonic()
+            if delay > 0:
+                if stop.wait(delay):
+                    break
+            elif -delay > _MAX_LAG_S:
+                skipped = int(-delay * self._rate)
+                logger.warning("testsrc: %d frames late, dropping them", skipped)
+                index += skipped
+            frame = next(frames, None)
+            if frame is None:
+                logger.error("testsrc: the test pattern ended")
+                return
+            overlay.draw(frame, clock_lines(index, time.time()))
+            force_idr, new_bitrate = self._take_requests()
+            if encoder is None or (new_bitrate is not None and new_bitrate > ceiling):
+                bitrate = new_bitrate or self.settings.bitrate
+                try:
+                    encoder = self._open_encoder(bitrate)
+                except av.FFmpegError:
+                    logger.exception("testsrc: cannot open libx264")
+                    return
+                ceiling = bitrate
+            elif new_bitrate is not None:
+                encoder.bit_rate = new_bitrate
+                logger.info("testsrc: bitrate %d bps from the next frame", new_bitrate)
+            frame.pts = index
+            frame.time_base = encoder.time_base
+            # Frames from lavfi arrive marked as I, which libx264 would honour as forced IDRs.
+            frame.pict_type = PictureType.I if force_idr else PictureType.NONE
+            try:
+                packets = encoder.encode(frame)
+            except av.FFmpegError:
+                failures += 1
+                logger.exception("testsrc: encoding failed (%d in a row)", failures)
+                if failures >= _MAX_ENCODE_FAILURES:
+                    logger.error("testsrc: giving up after %d encoder failures", failures)
+                    return
+                encoder = None
+                index += 1
+                continue
+            failures = 0
+            for packet in packets:
+                data = bytes(packet)
+                pts = packet.pts if packet.pts is not None else index
+                out = EncodedFrame(data, self._pts_90k(pts), contains_idr(data))
+                try:
+                    sink(out)
+                except Exception:
+                    # Once per run of failures: a broken consumer must not flood the log.
+                    if not sink_failing:
+                        logger.exception("testsrc: the frame sink failed")
+                    sink_failing = True
+                else:
+                    sink_failing = False
+            index += 1
