@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
-APT_PACKAGES := chromium mosquitto coturn firefox-esr iproute2 util-linux
+APT_PACKAGES := chromium mosquitto coturn firefox-esr iproute2 util-linux faketime
 WEB_VENDOR := agent/web/vendor/mqtt.min.js
 PYTEST_ARGS ?=
 

@@ -1,0 +1,163 @@
+"""agent/rtc/srtp.py: SRTP/SRTCP with keys from a real DTLS handshake."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.rtc.certificate import Certificate
+from agent.rtc.dtls import DtlsRole, DtlsState, DtlsTransport, SrtpKeys, SrtpProfile
+from agent.rtc.srtp import SrtpContext, SrtpError
+from tests.rtc.pair import Pair
+
+CLIENT_CERT = Certificate.generate()
+SERVER_CERT = Certificate.generate()
+TAG_LENGTH = {SrtpProfile.AEAD_AES_128_GCM: 16, SrtpProfile.AES128_CM_SHA1_80: 10}
+# SRTCP adds the 4-byte E flag + index word to the tag.
+SRTCP_OVERHEAD = {profile: tag + 4 for profile, tag in TAG_LENGTH.items()}
+
+
+def dtls_keys(profile: SrtpProfile) -> tuple[SrtpKeys, SrtpKeys]:
+    """(client keys, server keys) from a real handshake that negotiated `profile`."""
+    client = DtlsTransport(
+        CLIENT_CERT,
+        DtlsRole.CLIENT,
+        [("sha-256", SERVER_CERT.fingerprint())],
+        srtp_profiles=[profile],
+    )
+    server = DtlsTransport(
+        SERVER_CERT,
+        DtlsRole.SERVER,
+        [("sha-256", CLIENT_CERT.fingerprint())],
+        srtp_profiles=[profile],
+    )
+    pair = Pair(client, server)
+    client.start(0.0)
+    pair.run(lambda: client.state is DtlsState.CONNECTED and server.state is DtlsState.CONNECTED)
+    assert client.srtp_keys is not None and server.srtp_keys is not None
+    return client.srtp_keys, server.srtp_keys
+
+
+@pytest.fixture(params=list(SrtpProfile), ids=lambda p: p.name)
+def contexts(request: pytest.FixtureRequest) -> tuple[SrtpContext, SrtpContext]:
+    client_keys, server_keys = dtls_keys(request.param)
+    return SrtpContext(client_keys), SrtpContext(server_keys)
+
+
+def rtp(seq: int, payload: bytes = b"\x65" * 1000, ssrc: int = 0x1234ABCD) -> bytes:
+    # V=2, no padding/extension/CSRC, marker clear, PT 96.
+    return struct.pack("!BBHII", 0x80, 96, seq, seq * 3000, ssrc) + payload
+
+
+def rtcp_sender_report(ssrc: int = 0x1234ABCD) -> bytes:
+    # V=2, RC=0, PT=200 (SR), length 6 words: SSRC, NTP(2), RTP ts, packets, octets.
+    return struct.pack("!BBHIIIIII", 0x80, 200, 6, ssrc, 1, 2, 3, 4, 5)
+
+
+def test_rtp_round_trips_both_ways(contexts: tuple[SrtpContext, SrtpContext]) -> None:
+    client, server = contexts
+    for seq in range(1, 20):
+        packet = rtp(seq)
+        protected = client.protect(packet)
+        assert protected[:12] == packet[:12]  # the header stays readable
+        assert protected[12:] != packet[12:]
+        assert len(protected) == len(packet) + TAG_LENGTH[client.profile]
+        assert server.unprotect(protected) == packet
+        reply = rtp(seq, b"back", ssrc=0x55)
+        assert client.unprotect(server.protect(reply)) == reply
+
+
+def test_rtcp_round_trips_both_ways(contexts: tuple[SrtpContext, SrtpContext]) -> None:
+    client, server = contexts
+    report = rtcp_sender_report()
+    protected = client.protect_rtcp(report)
+    assert len(protected) == len(report) + SRTCP_OVERHEAD[client.profile]
+    assert server.unprotect_rtcp(protected) == report
+    answer = rtcp_sender_report(ssrc=0x55)
+    assert client.unprotect_rtcp(server.protect_rtcp(answer)) == answer
+
+
+def test_tampered_packet_is_rejected(contexts: tuple[SrtpContext, SrtpContext]) -> None:
+    client, server = contexts
+    protected = bytearray(client.protect(rtp(1)))
+    protected[40] ^= 0x01
+    with pytest.raises(SrtpError, match="authentication failure"):
+        server.unprotect(bytes(protected))
+
+
+def test_tampered_rtcp_is_rejected(contexts: tuple[SrtpContext, SrtpContext]) -> None:
+    client, server = contexts
+    protected = bytearray(client.protect_rtcp(rtcp_sender_report()))
+    protected[10] ^= 0x80
+    with pytest.raises(SrtpError, match="authentication failure"):
+        server.unprotect_rtcp(bytes(protected))
+
+
+def test_replayed_packet_is_rejected(contexts: tuple[SrtpContext, SrtpContext]) -> None:
+    client, server = contexts
+    protected = client.protect(rtp(7))
+    server.unprotect(protected)
+    with pytest.raises(SrtpError, match="replay"):
+        server.unprotect(protected)
+
+
+def test_replayed_rtcp_is_rejected(contexts: tuple[SrtpContext, SrtpContext]) -> None:
+    client, server = contexts
+    protected = client.protect_rtcp(rtcp_sender_report())
+    server.unprotect_rtcp(protected)
+    with pytest.raises(SrtpError, match="replay"):
+        server.unprotect_rtcp(protected)
+
+
+def test_same_sequence_number_is_never_protected_twice(
+    contexts: tuple[SrtpContext, SrtpContext],
+) -> None:
+    client, _ = contexts
+    client.protect(rtp(9))
+    with pytest.raises(SrtpError):
+        client.protect(rtp(9, b"different payload, same nonce"))
+
+
+def test_own_packets_do_not_unprotect_with_own_context(
+    contexts: tuple[SrtpContext, SrtpContext],
+) -> None:
+    client, _ = contexts
+    with pytest.raises(SrtpError):
+        client.unprotect(client.protect(rtp(1)))
+
+
+def test_oversized_packet_is_an_srtp_error(contexts: tuple[SrtpContext, SrtpContext]) -> None:
+    client, _ = contexts
+    with pytest.raises(SrtpError, match="too long"):
+        client.protect(rtp(1, bytes(1500)))
+
+
+def test_srtp_error_is_a_value_error() -> None:
+    assert issubclass(SrtpError, ValueError)
+
+
+def test_wrong_key_length_is_refused() -> None:
+    client_keys, _ = dtls_keys(SrtpProfile.AES128_CM_SHA1_80)
+    short = SrtpKeys(client_keys.profile, client_keys.local_master[:-1], client_keys.remote_master)
+    with pytest.raises(ValueError, match="local SRTP master key"):
+        SrtpContext(short)
+
+
+GCM_KEYS = dtls_keys(SrtpProfile.AEAD_AES_128_GCM)
+CM_KEYS = dtls_keys(SrtpProfile.AES128_CM_SHA1_80)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=1600), rtcp=st.booleans(), gcm=st.booleans())
+def test_garbage_only_ever_raises_srtp_error(data: bytes, rtcp: bool, gcm: bool) -> None:
+    context = SrtpContext((GCM_KEYS if gcm else CM_KEYS)[1])
+    try:
+        if rtcp:
+            context.unprotect_rtcp(data)
+        else:
+            context.unprotect(data)
+    except SrtpError:
+        pass
