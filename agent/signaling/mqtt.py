@@ -1,0 +1,681 @@
+"""The device's MQTT client: bytes on topics over TLS, with reconnects, driven from asyncio.
+
+paho-mqtt does the protocol; this module feeds it I/O without a network thread, the way aiomqtt
+does: paho's socket is watched with `loop.add_reader`/`add_writer` (paho asks for write interest
+through `on_socket_register_write`) and a timer calls `loop_misc()` for keep alives. paho's one
+blocking step, `connect()` (DNS, TCP, TLS and WebSocket handshakes), runs in the default
+executor; meanwhile nothing on the loop touches that paho object, and its socket joins the loop
+only once connect() returns. So paho's callbacks run on the loop, which never waits for the
+broker.
+
+Choices (PROTOCOL.md section 2 is the topic contract; this module knows none of it):
+- MQTT 5 first. CONNACK "Unsupported protocol version" switches to 3.1.1 at once. Until a
+  connection has succeeded, a CONNECT that is dropped or unanswered also switches version for
+  the next attempt (amqtt never answers an MQTT 5 CONNECT with a will). What connects is kept.
+- Clean sessions: requests sent to the device while it was away are stale when it is back.
+- QoS >= 1 messages published while disconnected wait in a bounded queue, flushed on reconnect
+  before `on_connect` runs (so an older queued status never overwrites the hook's fresh one).
+- Full-jitter exponential backoff, also after a lost connection, so that a fleet does not hit
+  a restarted broker all at once. Identical failures are logged once at WARNING, then at DEBUG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import ssl
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Final, Literal, Self
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_INITIAL: Final = 0.5
+BACKOFF_MAX: Final = 30.0
+# Backoff starts over only after a connection that lasted this long: a broker that accepts and
+# then drops us at once (two devices sharing a client id) must not be hammered.
+STABLE_CONNECTION: Final = 10.0
+CONNECT_TIMEOUT: Final = 10.0  # paho's socket timeout for TCP connect and TLS/WS handshakes
+CONNACK_TIMEOUT: Final = 10.0
+# Until a connection has succeeded, a CONNECT that gets no answer may be a protocol version the
+# broker cannot parse (amqtt ignores an MQTT 5 CONNECT that carries a will): give up sooner.
+PROBE_CONNACK_TIMEOUT: Final = 3.0
+QUEUE_LIMIT: Final = 256
+FINAL_ACK_TIMEOUT: Final = 3.0
+DISCONNECT_TIMEOUT: Final = 1.0
+MISC_INTERVAL: Final = 1.0
+_UNSUPPORTED_PROTOCOL_VERSION: Final = 132  # CONNACK reason; paho maps 3.1.1's code 1 to it
+
+_SCHEMES: Final[dict[str, tuple[bool, Literal["tcp", "websockets"], int]]] = {
+    # scheme: (TLS, paho transport, default port)
+    "mqtts": (True, "tcp", 8883),
+    "mqtt": (False, "tcp", 1883),
+    "wss": (True, "websockets", 443),
+    "ws": (False, "websockets", 80),
+}
+
+MessageHandler = Callable[[str, bytes], None]
+ConnectHook = Callable[[], Awaitable[None] | None]
+DisconnectHook = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """What the client needs from config section `[mqtt]` plus the device's will (LWT)."""
+
+    url: str
+    client_id: str
+    ca: str | None
+    cert: str | None
+    key: str | None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # settings end up in tracebacks
+    allow_insecure: bool = False
+    keepalive: int = 30
+    will_topic: str | None = None
+    will_payload: bytes = b""
+    will_qos: int = 1
+    will_retain: bool = True
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    """Where and how to connect, as read from an `mqtt.url`."""
+
+    scheme: str
+    host: str
+    port: int
+    tls: bool
+    transport: Literal["tcp", "websockets"]
+    path: str
+
+    @classmethod
+    def from_url(cls, url: str, *, allow_insecure: bool) -> Self:
+        """Parse `mqtts://host[:port]`, `wss://host[:port]/path` (or, when `allow_insecure`,
+        `mqtt://` and `ws://`); raises ValueError naming `mqtt.url` otherwise."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"mqtt.url: cannot parse {url!r}: {exc}") from None
+        scheme = parts.scheme.lower()
+        if scheme not in _SCHEMES:
+            raise ValueError(f"mqtt.url: scheme of {url!r} must be mqtts or wss (or mqtt, ws "
+                             "with mqtt.allow_insecure = true)")
+        tls, transport, default_port = _SCHEMES[scheme]
+        if not tls and not allow_insecure:
+            raise ValueError(f"mqtt.url: {url!r} is not encrypted; use mqtts:// or wss://, or "
+                             "set mqtt.allow_insecure = true")
+        if parts.username is not None or parts.password is not None:
+            # Credentials in a URL end up in logs; they belong in mqtt.username/password.
+            raise ValueError("mqtt.url: must not contain credentials; use mqtt.username/password")
+        if not parts.hostname:
+            raise ValueError(f"mqtt.url: {url!r} names no host")
+        if transport == "tcp" and parts.path not in ("", "/"):
+            raise ValueError(f"mqtt.url: {url!r}: a path only makes sense for ws:// and wss://")
+        if parts.query or parts.fragment:
+            raise ValueError(f"mqtt.url: {url!r}: query and fragment are not supported")
+        return cls(scheme, parts.hostname, port or default_port, tls, transport,
+                   parts.path or "/mqtt")
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        path = self.path if self.transport == "websockets" else ""
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+
+def _tls_context(settings: MqttSettings) -> ssl.SSLContext:
+    """Verify the broker against `ca` (hostname included) and present cert/key if given."""
+    try:
+        ctx = ssl.create_default_context(cafile=settings.ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"mqtt.ca: cannot load {settings.ca!r}: {exc}") from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if settings.key is not None and settings.cert is None:
+        raise ValueError("mqtt.key: given without mqtt.cert")
+    if settings.cert is not None:
+        try:
+            ctx.load_cert_chain(settings.cert, settings.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"mqtt.cert/mqtt.key: cannot load {settings.cert!r} / "
+                             f"{settings.key!r}: {exc}") from None
+    return ctx
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class MqttState(Enum):
+    """Lifecycle of `MqttClient`."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    BACKOFF = "backoff"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class _Fallback(Exception):
+    """The broker refused this protocol version: retry at once with the other one."""
+
+
+class MqttClient:
+    """The device's connection to the broker: publish and subscribe bytes, reconnect forever.
+
+    Callbacks (`on_message(topic, payload)`, `on_connect()`, `on_disconnect(reason)`) run on
+    the event loop. `on_connect` runs after every successful (re)connect, once subscriptions
+    are re-applied and queued messages flushed; it may be a coroutine function.
+    `on_disconnect` runs when an established connection ends, including at `stop()`.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        on_message: MessageHandler,
+        on_connect: ConnectHook | None = None,
+        on_disconnect: DisconnectHook | None = None,
+    ) -> None:
+        self._settings = settings
+        self._endpoint = MqttEndpoint.from_url(settings.url, allow_insecure=settings.allow_insecure)
+        self._tls = _tls_context(settings) if self._endpoint.tls else None
+        if settings.will_qos not in (0, 1, 2):
+            raise ValueError(f"mqtt will qos must be 0, 1 or 2, not {settings.will_qos!r}")
+        self._on_message = on_message
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._protocol = MQTTProtocolVersion.MQTTv5
+        self._confirmed = False  # some connection succeeded with self._protocol
+        self._fell_back = False
+        self._switches = 0
+        self._paho = self._new_paho()
+        self._state = MqttState.IDLE
+        self._subscriptions: dict[str, int] = {}
+        self._queue: deque[tuple[str, bytes, int, bool]] = deque()
+        self._dropped = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected_event = asyncio.Event()
+        self._lost_event = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        self._published_event = asyncio.Event()
+        self._detached_event = asyncio.Event()
+        self._connack: asyncio.Future[ReasonCode | str] | None = None
+        self._sock: Any = None  # the paho socket attached to the loop, if any
+        self._fd = -1
+        self._misc_timer: asyncio.TimerHandle | None = None
+        self._last_error: str | None = None  # paho's last ERR log line, to explain a loss
+        self._last_failure: str | None = None
+
+    # ---------------------------------------------------------------- public API
+
+    @property
+    def state(self) -> MqttState:
+        return self._state
+
+    @property
+    def connected(self) -> bool:
+        return self._state is MqttState.CONNECTED
+
+    @property
+    def protocol(self) -> Literal["5", "3.1.1"]:
+        return "5" if self._protocol == MQTTProtocolVersion.MQTTv5 else "3.1.1"
+
+    @property
+    def endpoint(self) -> MqttEndpoint:
+        return self._endpoint
+
+    async def start(self) -> None:
+        """Begin connecting in the background; returns at once."""
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name=f"mqtt {self._endpoint}")
+
+    async def wait_connected(self, timeout: float) -> None:
+        """Return once connected; raises TimeoutError after `timeout` seconds."""
+        async with asyncio.timeout(timeout):
+            await self._connected_event.wait()
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        """Subscribe now if connected, and again after every reconnect."""
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
+        self._subscriptions[topic] = qos
+        if self.connected:
+            self._paho.subscribe(topic, qos)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> bool:
+        """Hand a message to the broker without blocking; False if it was dropped.
+
+        While disconnected, QoS 0 is dropped and QoS >= 1 waits (at most `QUEUE_LIMIT`
+        messages) for the next connection.
+        """
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
+        if self.connected:
+            info = self._paho.publish(topic, payload, qos, retain)
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return True
+            logger.debug("mqtt %s: publish on %s dropped: %s", self._endpoint, topic,
+                         paho.error_string(info.rc))
+            return False
+        if qos == 0 or self._state in (MqttState.STOPPING, MqttState.STOPPED):
+            return False
+        if len(self._queue) >= QUEUE_LIMIT:
+            if self._dropped == 0:
+                logger.warning("mqtt %s: offline queue full (%d messages): dropping new ones",
+                               self._endpoint, QUEUE_LIMIT)
+            self._dropped += 1
+            return False
+        self._queue.append((topic, bytes(payload), qos, retain))
+        return True
+
+    async def stop(self, *, final: Sequence[tuple[str, bytes, int, bool]] = ()) -> None:
+        """Publish `final` (topic, payload, qos, retain) messages and wait for their PUBACKs
+        (at most `FINAL_ACK_TIMEOUT`), disconnect cleanly so that the broker discards the
+        will, and stop reconnecting. Without a connection, `final` is dropped (and logged)."""
+        if self._state is MqttState.STOPPED:
+            return
+        was_connected = self.connected
+        self._set_state(MqttState.STOPPING, "stop requested")
+        self._stop_event.set()
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result("stopped")
+        if was_connected:
+            await self._publish_final(final)
+            await self._disconnect()
+            self._connection_ended("stopped")
+        elif final:
+            logger.warning("mqtt %s: not connected, %d final message(s) dropped",
+                           self._endpoint, len(final))
+        self._lost_event.set()
+        if self._task is not None:
+            task = self._task
+            try:
+                async with asyncio.timeout(DISCONNECT_TIMEOUT):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._close_socket()
+        self._queue.clear()
+        self._set_state(MqttState.STOPPED, "clean DISCONNECT" if was_connected
+                        else "was not connected", logging.INFO)
+
+    # ---------------------------------------------------------------- state
+
+    def _set_state(self, new: MqttState, reason: str, level: int = logging.DEBUG) -> None:
+        old, self._state = self._state, new
+        if old is not new:
+            logger.log(level, "mqtt %s: %s -> %s (%s)", self._endpoint, old.value, new.value,
+                       reason)
+
+    # ---------------------------------------------------------------- paho object
+
+    def _new_paho(self) -> paho.Client:
+        s = self._settings
+        v5 = self._protocol == MQTTProtocolVersion.MQTTv5
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            clean_session=None if v5 else True,
+            protocol=self._protocol,
+            transport=self._endpoint.transport,
+            reconnect_on_failure=False,  # else paho reconnects by itself, blocking, on the loop
+        )
+        client.connect_timeout = CONNECT_TIMEOUT
+        client.max_queued_messages_set(QUEUE_LIMIT)
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
+        if self._endpoint.transport == "websockets":
+            client.ws_set_options(path=self._endpoint.path)
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password)
+        if s.will_topic is not None:
+            client.will_set(s.will_topic, s.will_payload, s.will_qos, s.will_retain)
+        client.on_connect = self._paho_connect
+        client.on_disconnect = self._paho_disconnect
+        client.on_message = self._paho_message
+        client.on_publish = self._paho_publish
+        client.on_subscribe = self._paho_subscribe
+        client.on_log = self._paho_log
+        client.on_socket_close = self._paho_socket_close
+        client.on_socket_register_write = self._paho_register_write
+        client.on_socket_unregister_write = self._paho_unregister_write
+        return client
+
+    def _blocking_connect(self, client: paho.Client) -> None:
+        """Runs in the executor: the only place paho blocks (DNS, TCP, TLS, WebSocket)."""
+        kwargs: dict[str, Any] = {}
+        if self._protocol == MQTTProtocolVersion.MQTTv5:
+            kwargs["clean_start"] = True
+        rc = client.connect(self._endpoint.host, self._endpoint.port,
+                            keepalive=self._settings.keepalive, **kwargs)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise ConnectionError(paho.error_string(rc))
+
+    # ---------------------------------------------------------------- the connection task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while not self._stop_event.is_set():
+            try:
+                reason = await self._connect_once()
+            except _Fallback:
+                continue
+            except Exception as exc:  # a bug here must not end reconnecting for good
+                logger.exception("mqtt %s: connect attempt failed", self._endpoint)
+                self._close_socket()
+                reason = _describe(exc)
+            if reason is None:
+                self._last_failure = None
+                since = loop.time()
+                await self._lost_event.wait()
+                if self._stop_event.is_set():
+                    return
+                if loop.time() - since >= STABLE_CONNECTION:
+                    attempt = 0
+                reason = "reconnecting"
+                level = logging.DEBUG
+            elif self._stop_event.is_set():
+                return
+            else:
+                level = logging.DEBUG if reason == self._last_failure else logging.WARNING
+                self._last_failure = reason
+            ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** min(attempt, 16))
+            delay = random.uniform(0.0, ceiling)
+            attempt += 1
+            self._set_state(MqttState.BACKOFF, f"{reason}; retry in {delay:.2f} s", level)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stop_event.wait()
+
+    async def _connect_once(self) -> str | None:
+        """One attempt; None once connected (hooks done), else why it failed."""
+        loop = asyncio.get_running_loop()
+        client = self._paho
+        self._lost_event.clear()
+        self._last_error = None
+        self._set_state(MqttState.CONNECTING, f"MQTT {self.protocol}")
+        connecting = loop.run_in_executor(None, self._blocking_connect, client)
+        stopping = loop.create_task(self._stop_event.wait())
+        waiters: set[asyncio.Future[Any]] = {connecting, stopping}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not connecting.done():
+            # The thread cannot be interrupted; close what it opens once it is done.
+            connecting.add_done_callback(lambda f: self._abandon(client, f))
+            return "stopped"
+        try:
+            connecting.result()
+        except Exception as exc:
+            return _describe(exc)
+        if self._stop_event.is_set():
+            self._abandon(client, connecting)
+            return "stopped"
+
+        if client.socket() is None:
+            return "paho has no socket after connect()"
+        self._connack = loop.create_future()
+        self._attach(client)
+        timeout = CONNACK_TIMEOUT if self._confirmed else PROBE_CONNACK_TIMEOUT
+        try:
+            async with asyncio.timeout(timeout):
+                outcome = await self._connack
+        except TimeoutError:
+            outcome = f"no CONNACK within {timeout:.0f} s"
+        finally:
+            self._connack = None
+        if isinstance(outcome, str):
+            self._close_socket()
+            if not self._confirmed and not self._stop_event.is_set():
+                self._switch_protocol(outcome)
+            return outcome
+        if outcome.is_failure:
+            self._close_socket()
+            if outcome.value == _UNSUPPORTED_PROTOCOL_VERSION:
+                self._switch_protocol(str(outcome))
+                if not self._fell_back:  # at once, but only once: a broker could refuse both
+                    self._fell_back = True
+                    raise _Fallback
+            return f"broker refused the connection: {outcome}"
+
+        self._confirmed = True
+        self._set_state(MqttState.CONNECTED, f"MQTT {self.protocol} as {self._settings.client_id}",
+                        logging.INFO)
+        self._connected_event.set()
+        if self._subscriptions:
+            self._paho.subscribe(list(self._subscriptions.items()))
+        self._flush_queue()
+        await self._run_connect_hook()
+        return None
+
+    def _switch_protocol(self, reason: str) -> None:
+        old = self.protocol
+        v5 = self._protocol == MQTTProtocolVersion.MQTTv5
+        self._protocol = MQTTProtocolVersion.MQTTv311 if v5 else MQTTProtocolVersion.MQTTv5
+        self._paho = self._new_paho()
+        level = logging.DEBUG if self._switches else logging.INFO
+        self._switches += 1
+        logger.log(level, "mqtt %s: MQTT %s failed (%s): trying MQTT %s", self._endpoint, old,
+                   reason, self.protocol)
+
+    def _abandon(self, client: paho.Client, done: asyncio.Future[None]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        sock = client.socket()
+        if sock is not None:
+            sock.close()
+
+    def _flush_queue(self) -> None:
+        if self._dropped:
+            logger.warning("mqtt %s: %d message(s) dropped while offline (queue full)",
+                           self._endpoint, self._dropped)
+            self._dropped = 0
+        while self._queue and self.connected:
+            self._paho.publish(*self._queue.popleft())
+
+    async def _run_connect_hook(self) -> None:
+        if self._on_connect is None:
+            return
+        try:
+            result = self._on_connect()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("mqtt %s: on_connect hook failed", self._endpoint)
+
+    def _connection_ended(self, reason: str) -> None:
+        """An established connection is gone (lost, or closed by `stop()`)."""
+        self._connected_event.clear()
+        if self._state is MqttState.CONNECTED:
+            self._set_state(MqttState.DISCONNECTED, reason, logging.WARNING)
+        if self._on_disconnect is not None:
+            try:
+                self._on_disconnect(reason)
+            except Exception:
+                logger.exception("mqtt %s: on_disconnect hook failed", self._endpoint)
+        self._lost_event.set()
+
+    async def _publish_final(self, final: Sequence[tuple[str, bytes, int, bool]]) -> None:
+        infos = [self._paho.publish(topic, payload, qos, retain)
+                 for topic, payload, qos, retain in final]
+        try:
+            async with asyncio.timeout(FINAL_ACK_TIMEOUT):
+                while self._sock is not None and not all(
+                        i.rc != MQTTErrorCode.MQTT_ERR_SUCCESS or i.is_published() for i in infos):
+                    self._published_event.clear()
+                    await self._published_event.wait()
+        except TimeoutError:
+            logger.warning("mqtt %s: final messages not acknowledged within %.0f s",
+                           self._endpoint, FINAL_ACK_TIMEOUT)
+
+    async def _disconnect(self) -> None:
+        if self._sock is None:
+            return
+        self._detached_event.clear()
+        self._paho.disconnect()
+        try:
+            async with asyncio.timeout(DISCONNECT_TIMEOUT):
+                await self._detached_event.wait()
+        except TimeoutError:
+            logger.warning("mqtt %s: DISCONNECT not sent within %.0f s", self._endpoint,
+                           DISCONNECT_TIMEOUT)
+
+    # ---------------------------------------------------------------- socket <-> loop
+
+    def _attach(self, client: paho.Client) -> None:
+        assert self._loop is not None
+        sock = client.socket()
+        assert sock is not None
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._loop.add_reader(self._fd, self._readable)
+        # The CONNECT packet was queued in the executor, before there was a loop to tell.
+        if client.want_write():
+            self._loop.add_writer(self._fd, self._writable)
+        self._misc_timer = self._loop.call_later(MISC_INTERVAL, self._misc)
+
+    def _detach(self) -> None:
+        if self._sock is None:
+            return
+        assert self._loop is not None
+        self._loop.remove_reader(self._fd)
+        self._loop.remove_writer(self._fd)
+        if self._misc_timer is not None:
+            self._misc_timer.cancel()
+            self._misc_timer = None
+        self._sock = None
+        self._fd = -1
+        self._detached_event.set()
+        self._published_event.set()  # nothing more will be acknowledged on this connection
+
+    def _close_socket(self) -> None:
+        """Drop the connection without DISCONNECT (so a connected session's will fires)."""
+        sock = self._sock
+        self._detach()
+        if sock is not None:
+            sock.close()
+
+    def _readable(self) -> None:
+        client = self._paho
+        try:
+            while self._sock is not None:
+                if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+                # TLS may hold decrypted bytes that the selector cannot see (paho issue 131).
+                pending = getattr(self._sock, "pending", None)
+                if pending is None or not pending():
+                    break
+        except Exception as exc:
+            self._abort(f"read failed: {_describe(exc)}")
+
+    def _writable(self) -> None:
+        try:
+            self._paho.loop_write()
+        except Exception as exc:
+            self._abort(f"write failed: {_describe(exc)}")
+
+    def _misc(self) -> None:
+        assert self._loop is not None
+        self._misc_timer = None
+        try:
+            self._paho.loop_misc()
+        except Exception as exc:
+            self._abort(f"keepalive failed: {_describe(exc)}")
+        if self._sock is not None:
+            self._misc_timer = self._loop.call_later(MISC_INTERVAL, self._misc)
+
+    def _abort(self, reason: str) -> None:
+        """paho raised instead of reporting: close the connection ourselves."""
+        self._close_socket()
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(reason)
+        elif self._state is MqttState.CONNECTED:
+            self._connection_ended(reason)
+
+    # ---------------------------------------------------------------- paho callbacks
+    # The socket callbacks may also run in the executor during connect(); they act only on
+    # the socket attached to the loop, which connect() never is.
+
+    def _paho_socket_close(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
+        if client is self._paho and sock is self._sock:
+            self._detach()
+
+    def _paho_register_write(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
+        if client is self._paho and sock is self._sock and self._loop is not None:
+            self._loop.add_writer(self._fd, self._writable)
+
+    def _paho_unregister_write(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
+        if client is self._paho and sock is self._sock and self._loop is not None:
+            self._loop.remove_writer(self._fd)
+
+    def _paho_log(self, client: paho.Client, _userdata: Any, level: int, buf: str) -> None:
+        if client is self._paho and level in (paho.MQTT_LOG_ERR, paho.MQTT_LOG_WARNING):
+            self._last_error = buf
+
+    def _paho_connect(self, client: paho.Client, _userdata: Any, _flags: Any,
+                      reason: ReasonCode, _properties: Any) -> None:
+        if client is self._paho and self._connack is not None and not self._connack.done():
+            self._connack.set_result(reason)
+
+    def _paho_disconnect(self, client: paho.Client, _userdata: Any, flags: Any,
+                         reason: ReasonCode, _properties: Any) -> None:
+        if client is not self._paho:
+            return
+        self._detach()  # paho has closed (or is closing) the socket
+        if flags.is_disconnect_packet_from_server:
+            text = f"broker sent DISCONNECT: {reason}"
+        elif self._last_error is not None:
+            text = f"connection lost: {self._last_error}"
+        else:
+            text = f"connection lost ({reason})"
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(f"connection closed before CONNACK: {text}")
+        elif self._state is MqttState.CONNECTED:
+            self._connection_ended(text)
+
+    def _paho_message(self, client: paho.Client, _userdata: Any,
+                      message: paho.MQTTMessage) -> None:
+        if client is not self._paho:
+            return
+        try:
+            self._on_message(message.topic, bytes(message.payload))
+        except Exception:
+            logger.exception("mqtt %s: on_message failed for topic %r", self._endpoint,
+                             message.topic)
+
+    def _paho_publish(self, client: paho.Client, _userdata: Any, _mid: int,
+                      _reason: ReasonCode, _properties: Any) -> None:
+        if client is self._paho:
+            self._published_event.set()
+
+    def _paho_subscribe(self, client: paho.Client, _userdata: Any, _mid: int,
+                        reasons: list[ReasonCode], _properties: Any) -> None:
+        if client is not self._paho:
+            return
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            logger.warning("mqtt %s: broker refused %d subscription(s): %s", self._endpoint,
+                           len(refused), ", ".join(refused))
