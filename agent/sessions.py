@@ -198,6 +198,11 @@ class SessionManager:
             )
         return rows
 
+    def transport_mid(self, client: str, session: str) -> str | None:
+        """The mid of the offer section whose transport the session uses (for trickle)."""
+        entry = self._sessions.get((client, session))
+        return entry.transport_mid if entry is not None else None
+
     @property
     def count(self) -> int:
         return len(self._sessions)
@@ -253,14 +258,18 @@ class SessionManager:
             c for c in entry.held_candidates if c is None or c not in host_candidates
         ]
         if ice.gathering_done:
-            entry.held_candidates = []
+            # All in the answer (with a=end-of-candidates); still say so on the reply topic,
+            # as PROTOCOL.md promises every viewer a final null candidate.
+            entry.held_candidates = [None]
         ice.set_remote_credentials(offer.ice_ufrag, offer.ice_pwd)
+        # Candidates trickled before the offer came first; the offer's end-of-candidates,
+        # if any, closes the list after them.
         for candidate in answer.remote_candidates:
             await self._add_remote(entry, candidate)
-        if answer.remote_end_of_candidates:
-            await ice.add_remote_candidate(None)
         for early in self._early.pop(key, []):
             await self._add_remote(entry, early)
+        if answer.remote_end_of_candidates:
+            await self._add_remote(entry, None)
 
         video = None
         if answer.h264 is not None and answer.send_video:

@@ -39,9 +39,9 @@ class VideoSink(Protocol):
 
 @dataclass(slots=True)
 class _CachedFrame:
+    data: bytes
     payloads: list[bytes]
     pts_90k: int
-    size: int
 
 
 @dataclass(slots=True)
@@ -101,6 +101,10 @@ class FanOut:
             self._active.remove(sink)
         if sink in self._waiting:
             self._waiting.remove(sink)
+
+    def cached_access_units(self) -> list[bytes]:
+        """The cached GOP as Annex-B access units, IDR first (empty before a keyframe)."""
+        return [frame.data for frame in self._gop]
 
     def request_keyframe(self, now: float) -> None:
         """Ask the camera for an IDR, at most once per ``min_keyframe_interval``.
@@ -170,7 +174,7 @@ class FanOut:
             self._gop = []
             self._gop_bytes = 0
             return
-        self._gop.append(_CachedFrame(payloads, frame.pts_90k, size))
+        self._gop.append(_CachedFrame(frame.data, payloads, frame.pts_90k))
         self._gop_bytes += size
 
     def _deliver(self, sink: VideoSink, payloads: list[bytes], pts_90k: int, now: float) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from agent.media.fanout import FanOut
@@ -35,10 +36,9 @@ class CameraFeed:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        try:
+        # The loop may close between the check and the call while shutting down.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._on_loop, frame)
-        except RuntimeError:
-            pass  # the loop closed between the check and the call: shutting down
 
     def _on_loop(self, frame: EncodedFrame) -> None:
         assert self._loop is not None

@@ -47,10 +47,8 @@ class AiortcViewer:
 
     async def accept(self, answer: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        receiver = self.pc.getTransceivers()[0].receiver
-        codecs = receiver._RTCRtpReceiver__codecs if hasattr(receiver, "_RTCRtpReceiver__codecs") else {}
-        for codec in codecs.values():
-            self.codec = codec.mimeType
+        # What aiortc negotiated from our answer (the codecs it will decode with).
+        self.codec = self.pc.getTransceivers()[0]._codecs[0].mimeType
 
     async def wait_frames(self, count: int, timeout: float = 30) -> None:
         async def enough() -> None:

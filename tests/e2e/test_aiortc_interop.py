@@ -30,6 +30,7 @@ async def test_aiortc_decodes_60_frames(setup: str, profile: SrtpProfile) -> Non
             await stack.wait_state("viewer-1", "s1", "connected")
             await viewer.wait_frames(60)
             assert viewer.sizes == {(320, 240)}
+            assert viewer.codec == "video/H264"
             peer_stats = stack.manager.stats()[0][2]
             assert getattr(peer_stats, "frames_sent", 0) >= 60
         finally:
@@ -85,7 +86,10 @@ async def test_ten_viewers_and_a_dead_one_does_not_slow_the_others() -> None:
                 assert sent_after[client] - sent_before[client] == camera_frames
             # ...and decoded them (a few may still be in flight or in the jitter buffer).
             await asyncio.gather(
-                *(v.wait_frames(n + camera_frames - 10) for v, n in zip(alive, decoded_before))
+                *(
+                    v.wait_frames(n + camera_frames - 10)
+                    for v, n in zip(alive, decoded_before, strict=False)
+                )
             )
             assert stack.fanout.stats.sink_errors == 0
         finally:

@@ -1,0 +1,237 @@
+"""The agent signalled over a real mosquitto (TLS, client certificates, ACL), viewed by aiortc."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from agent.app import Agent
+from tests.e2e.aiortc_viewer import AiortcViewer, loopback_only_host_addresses
+from tests.e2e.mqtt_rig import (
+    DEVICE,
+    PREFIX,
+    RpcClient,
+    next_json,
+    observer,
+    running_agent,
+)
+from tests.infra.mosquitto import MosquittoBroker
+from tests.infra.pki import Pki
+
+STATUS = f"{PREFIX}/{DEVICE}/status"
+
+
+@pytest.fixture(autouse=True)
+def _loopback(monkeypatch: Any) -> None:
+    loopback_only_host_addresses(monkeypatch)
+
+
+@pytest.fixture
+def broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoBroker]:
+    # As in production: the broker binds each client id to its certificate CN.
+    with MosquittoBroker(tmp_path / "broker", pki, bind_client_id=True) as broker:
+        yield broker
+
+
+@pytest.fixture
+async def agent(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[Agent]:
+    async with running_agent(broker, tmp_path) as agent:
+        yield agent
+
+
+async def watch(client: RpcClient, session: str) -> AiortcViewer:
+    """Offer over MQTT, apply the answer and trickled candidates, wait for 'connected'."""
+    viewer = AiortcViewer()
+    result = await client.call("webrtc.offer", {"session": session, "sdp": await viewer.offer()})
+    assert result["session"] == session
+    assert "a=ice-options:trickle" in result["sdp"]
+    await viewer.accept(result["sdp"])
+    await client.wait_state(session, "connected")
+    return viewer
+
+
+async def test_aiortc_viewer_signals_over_mqtt_and_decodes(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with RpcClient(broker, "viewer-1") as client, observer(broker, STATUS) as obs:
+        viewer = await watch(client, "s1")
+        try:
+            await viewer.wait_frames(30)
+            status = await next_json(obs, STATUS, lambda s: s.get("viewers") == 1)
+            assert status["state"] == "online" and status["device"] == DEVICE
+            assert status["stream"]["codec"] == "H264"
+            # The device told the viewer when its candidates were complete.
+            await client.wait_for(
+                lambda n: n["method"] == "webrtc.candidate" and n["params"]["candidate"] is None
+            )
+            rows = await RpcClient(broker, "ops-1").__aenter__()
+            try:
+                sessions = await rows.call("session.list")
+            finally:
+                await rows.__aexit__()
+            assert [(s["client"], s["session"], s["state"]) for s in sessions] == [
+                ("viewer-1", "s1", "connected")
+            ]
+            assert sessions[0]["bytes_sent"] > 0
+            assert await client.call("webrtc.close", {"session": "s1"}) == {}
+            await client.wait_state("s1", "closed")
+        finally:
+            await viewer.close()
+
+
+async def test_candidates_sent_before_the_offer_are_kept(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with RpcClient(broker, "viewer-1") as client:
+        viewer = AiortcViewer()
+        offer = await viewer.offer()
+        # Trickle first (aiortc puts them in the SDP; strip them to make the point).
+        lines = offer.splitlines()
+        candidates = [line[2:] for line in lines if line.startswith("a=candidate:")]
+        bare = "\r\n".join(line for line in lines if not line.startswith("a=candidate:")) + "\r\n"
+        for candidate in candidates:
+            await client.notify(
+                "webrtc.candidate",
+                {"session": "early", "candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0},
+            )
+        result = await client.call("webrtc.offer", {"session": "early", "sdp": bare})
+        try:
+            await viewer.accept(result["sdp"])
+            await client.wait_state("early", "connected")
+            await viewer.wait_frames(10)
+        finally:
+            await viewer.close()
+
+
+async def test_roles_are_enforced(broker: MosquittoBroker, agent: Agent) -> None:
+    async with (
+        RpcClient(broker, "viewer-1") as viewer,
+        RpcClient(broker, "ops-1") as ops,
+        RpcClient(broker, "admin-1") as admin,
+        RpcClient(broker, "stranger") as stranger,
+    ):
+        denied = await viewer.request("stream.set", {"bitrate": 400_000})
+        assert denied["error"]["code"] == -32001
+        assert (await stranger.request("device.status"))["error"]["code"] == -32001
+        assert (await viewer.request("config.get"))["error"]["code"] == -32001
+        assert (await ops.request("config.get"))["error"]["code"] == -32001
+
+        stream = await ops.call("stream.set", {"bitrate": 400_000})
+        assert stream["bitrate"] == 400_000
+        assert (await viewer.call("stream.get"))["bitrate"] == 400_000
+        assert (await viewer.call("device.status"))["state"] == "online"
+        assert await viewer.call("stream.keyframe") == {}
+
+        snapshot = await ops.call("camera.snapshot", {"quality": 70})
+        assert snapshot["mime"] == "image/jpeg" and snapshot["width"] == 320
+        config = await admin.call("config.get")
+        assert config["device"]["id"] == DEVICE
+        assert "key" in config["mqtt"]  # the path, never the key itself
+        changed = await admin.call("config.set", {"webrtc": {"max_viewers": 3}})
+        assert changed["webrtc"]["max_viewers"] == 3
+        bad = await admin.request("config.set", {"webrtc": {"max_viewers": "many"}})
+        assert bad["error"]["code"] == -32602 and "webrtc.max_viewers" in bad["error"]["message"]
+
+
+async def test_bad_input_gets_errors_while_a_session_keeps_streaming(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with RpcClient(broker, "viewer-1") as client:
+        viewer = await watch(client, "live")
+        try:
+            await viewer.wait_frames(5)
+            before = viewer.frames
+            parse = await client.raw_request(b'{"jsonrpc":"2.0","id":7,"method":', 7)
+            assert parse["error"]["code"] == -32700
+            big = (
+                b'{"jsonrpc":"2.0","id":8,"method":"device.status","params":{"x":"'
+                + b"a" * 70_000
+                + b'"}}'
+            )
+            too_large = await client.raw_request(big, 8)
+            assert too_large["error"]["code"] == -32600
+            await client.publish(b"\xff\xfe not json at all")  # no id: dropped, logged
+            unknown = await client.request("no.such.method")
+            assert unknown["error"]["code"] == -32601
+            bad_sdp = await client.request("webrtc.offer", {"session": "x", "sdp": "v=0\r\nnope"})
+            assert bad_sdp["error"]["code"] == -32004
+            no_h264 = await client.request(
+                "webrtc.offer",
+                {
+                    "session": "y",
+                    "sdp": (await AiortcViewer().offer()).replace("H264/90000", "H265/90000"),
+                },
+            )
+            assert no_h264["error"]["code"] == -32004
+            assert "H.264" in no_h264["error"]["message"]
+            bad_id = await client.request("webrtc.offer", {"session": "no spaces", "sdp": "v=0"})
+            assert (
+                bad_id["error"]["code"] == -32602 and "params.session" in bad_id["error"]["message"]
+            )
+            unknown_session = await client.request("webrtc.close", {"session": "nope"})
+            assert unknown_session["error"]["code"] == -32003
+            # The live session never noticed.
+            await viewer.wait_frames(before + 30)
+            assert agent.sessions.count == 1
+        finally:
+            await viewer.close()
+
+
+async def test_broker_acl_and_certificates(broker: MosquittoBroker, agent: Agent) -> None:
+    # No client certificate: the TLS listener refuses the connection.
+    plain = ssl.create_default_context(cafile=str(broker.ca_path))
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client(
+            "127.0.0.1", broker.tls_port, identifier="viewer-9", tls_context=plain
+        ):
+            pass
+    async with RpcClient(broker, "viewer-1") as one, RpcClient(broker, "viewer-2") as two:
+        assert one.client is not None
+        # viewer-1 may neither speak for viewer-2 nor read viewer-2's replies.
+        await one.client.subscribe(two.reply_topic, qos=1)
+        forged = {"jsonrpc": "2.0", "id": 99, "method": "device.status", "params": {}}
+        await one.publish(json.dumps(forged).encode(), topic=two.request_topic)
+        answer = await two.request("device.status")  # sentinel: this one is delivered
+        assert answer["result"]["device"] == DEVICE
+        # Only the sentinel's reply reached viewer-2 (none for the forged id 99)...
+        assert all(n.get("id") != 99 for n in two.notifications)
+        # ...and viewer-1 saw nothing of viewer-2's replies.
+        await one.call("device.status")
+        assert one.other == []
+
+
+async def test_broker_restart_keeps_video_and_the_agent_comes_back(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    client = await RpcClient(broker, "viewer-1").__aenter__()
+    viewer = await watch(client, "s1")
+    try:
+        await viewer.wait_frames(5)
+        disconnected = asyncio.Event()
+        agent.mqtt._on_disconnect = lambda reason: disconnected.set()
+        broker.kill()
+        await asyncio.wait_for(disconnected.wait(), 20)
+        frames_when_broker_died = viewer.frames
+        await viewer.wait_frames(frames_when_broker_died + 60)  # video flows on
+        assert not agent.mqtt.connected
+        broker.start()
+        await agent.mqtt.wait_connected(30)
+        async with observer(broker, STATUS) as obs:
+            status = await next_json(obs, STATUS, lambda s: True)
+            assert status["state"] == "online" and status["viewers"] == 1
+        async with RpcClient(broker, "viewer-2") as second:
+            newcomer = await watch(second, "s2")
+            try:
+                await newcomer.wait_frames(10)
+            finally:
+                await newcomer.close()
+    finally:
+        await viewer.close()
+        await client.__aexit__()
