@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 APT_PACKAGES := chromium mosquitto coturn firefox-esr iproute2 util-linux faketime
 WEB_VENDOR := agent/web/vendor/mqtt.min.js
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: help demo test lint typecheck unit deps system-deps python-deps web-deps clean
 
@@ -51,7 +52,7 @@ test: deps lint
 	@bash tests/tools/isolated.sh $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 demo: deps
-	$(VENV)/bin/edgecam demo
+	$(VENV)/bin/edgecam demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache agent/web/node_modules agent/web/vendor

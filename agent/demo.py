@@ -1,8 +1,9 @@
 """`edgecam demo`: broker, agent on the test pattern and the browser viewer, on 127.0.0.1.
 
-Nothing to set up: the broker is embedded (amqtt; plain MQTT and WebSocket on loopback only,
-anonymous, so this is for trying the product, never for a deployment), the agent's state
-lives in a temporary directory, and the printed URL plays the stream with no further clicks.
+Nothing to set up: the broker is mosquitto when it is installed, else the embedded amqtt
+(plain MQTT and WebSocket on loopback only, anonymous: for trying the product, never for a
+deployment); the agent's state lives in a temporary directory, and the printed URL plays the
+stream with no further clicks.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import socket
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from pathlib import Path
 
 from agent.app import Agent
 from agent.config import (
@@ -27,7 +30,7 @@ from agent.config import (
     WebrtcConfig,
 )
 from agent.net.ice import usable_host_addresses
-from agent.web.server import ViewerServer
+from agent.web.server import ViewerServer, viewer_url
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,55 @@ def _free_port(host: str) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextlib.asynccontextmanager
+async def _local_broker(host: str, workdir: str) -> AsyncIterator[tuple[int, int]]:
+    mosquitto = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if mosquitto is None:
+        async with _embedded_broker(host) as ports:
+            yield ports
+        return
+    tcp_port, ws_port = _free_port(host), _free_port(host)
+    conf = Path(workdir) / "mosquitto.conf"
+    conf.write_text(
+        "persistence false\n"
+        "log_dest stderr\n"
+        "log_type error\n"
+        "allow_anonymous true\n"
+        f"listener {tcp_port} {host}\n"
+        f"listener {ws_port} {host}\n"
+        "protocol websockets\n"
+        "socket_domain ipv4\n"
+    )
+    proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdin=subprocess.DEVNULL)
+    try:
+        await _wait_for_port(host, tcp_port, proc)
+        yield tcp_port, ws_port
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.to_thread(proc.wait, 5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while loop.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the demo broker (mosquitto) exited with status {proc.returncode}")
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.05)  # mosquitto has no readiness signal: poll its port
+            continue
+        writer.close()
+        return
+    raise SystemExit(f"the demo broker did not listen on {host}:{port} within 10 s")
 
 
 @contextlib.asynccontextmanager
@@ -104,7 +156,7 @@ def demo_config(options: DemoOptions, mqtt_port: int, state_dir: str) -> Config:
 async def run_demo(options: DemoOptions, stop: asyncio.Event) -> None:
     """Start everything, print the viewer URL, run until ``stop`` is set."""
     with tempfile.TemporaryDirectory(prefix="edgecam-demo-") as state_dir:
-        async with _embedded_broker(options.host) as (mqtt_port, ws_port):
+        async with _local_broker(options.host, state_dir) as (mqtt_port, ws_port):
             agent = Agent(demo_config(options, mqtt_port, state_dir))
             await agent.start()
             viewer = ViewerServer(host=options.host, port=options.http_port)
@@ -113,13 +165,12 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event) -> None:
             except OSError:
                 viewer = ViewerServer(host=options.host, port=0)
                 await viewer.start()
-            query = urlencode(
-                {"broker": f"ws://{options.host}:{ws_port}", "device": DEVICE_ID, "autoplay": "1"}
-            )
-            print(f"edgecam demo is running: open {viewer.url}?{query}", flush=True)
+            url = viewer_url(viewer.url, broker=f"ws://{options.host}:{ws_port}", device=DEVICE_ID)
+            print(f"edgecam demo is running: open {url}", flush=True)
             print("press Ctrl-C to stop", flush=True)
             try:
                 await stop.wait()
             finally:
                 await agent.stop()
                 await viewer.stop()
+    print("edgecam demo stopped", flush=True)

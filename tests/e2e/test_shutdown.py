@@ -1,0 +1,76 @@
+"""`edgecam run` as a real process: SIGTERM closes every session, goes offline, exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.aiortc_viewer import AiortcViewer, loopback_only_host_addresses
+from tests.e2e.mqtt_rig import DEVICE, PREFIX, RpcClient, next_json, observer, write_agent_config
+from tests.infra.mosquitto import MosquittoBroker
+from tests.infra.pki import Pki
+
+STATUS = f"{PREFIX}/{DEVICE}/status"
+
+
+@pytest.fixture(autouse=True)
+def _loopback(monkeypatch: Any) -> None:
+    loopback_only_host_addresses(monkeypatch)
+
+
+@pytest.fixture
+def broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoBroker]:
+    with MosquittoBroker(tmp_path / "broker", pki, bind_client_id=True) as broker:
+        yield broker
+
+
+async def test_sigterm_closes_sessions_publishes_offline_and_exits_0(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    config = write_agent_config(broker, tmp_path)
+    log = (tmp_path / "agent.log").open("wb")
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "run",
+        "--config",
+        str(config),
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        async with observer(broker, STATUS) as obs, RpcClient(broker, "viewer-1") as client:
+            await next_json(obs, STATUS, lambda s: s["state"] == "online")
+            viewer = AiortcViewer()
+            try:
+                result = await client.call(
+                    "webrtc.offer", {"session": "s1", "sdp": await viewer.offer()}
+                )
+                await viewer.accept(result["sdp"])
+                await client.wait_state("s1", "connected")
+                await viewer.wait_frames(10)
+
+                agent.send_signal(signal.SIGTERM)
+                closed = await client.wait_state("s1", "closed")
+                assert closed["params"]["reason"] == "device shutting down"
+                offline = await next_json(obs, STATUS, lambda s: s["state"] == "offline")
+                assert offline == {"state": "offline", "device": DEVICE}
+                assert await asyncio.wait_for(agent.wait(), 20) == 0
+            finally:
+                await viewer.close()
+        # Retained: a client arriving later still learns the device is offline.
+        async with observer(broker, STATUS) as late:
+            status = await next_json(late, STATUS, lambda s: True)
+            assert status["state"] == "offline"
+    finally:
+        if agent.returncode is None:
+            agent.kill()
+            await agent.wait()
+        log.close()
