@@ -125,15 +125,42 @@ class _TricklingConnection(aioice.Connection):
                     )
                 )
             )
-        if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=GATHER_TIMEOUT)
-            for task in pending:
-                task.cancel()
+        # Trickle each candidate as soon as its server answers, not when the slowest does.
+        pending: set[asyncio.Task[tuple[aioice.Candidate, aioice_ice.StunProtocol | None]]]
+        pending = set(tasks)
+        deadline = loop.time() + GATHER_TIMEOUT
+        while pending:
+            done, pending = await asyncio.wait(
+                pending,
+                timeout=max(0.0, deadline - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                break
             for task in done:
                 if (error := task.exception()) is not None:
                     logger.warning("ice: a STUN/TURN server gave no candidate: %s", error)
+                    continue
+                candidate, relay_protocol = task.result()
+                self._add_gathered(candidate, relay_protocol)
+        for task in pending:
+            task.cancel()
         self._local_candidates_end = True
         self._edgecam_on_candidate(None)
+
+    def _add_gathered(
+        self, candidate: aioice.Candidate, relay_protocol: aioice_ice.StunProtocol | None
+    ) -> None:
+        if relay_protocol is not None:
+            self._protocols.append(relay_protocol)
+            # aioice pairs only when a remote candidate arrives: pair the ones already known
+            # with this late local candidate too.
+            for remote in self._remote_candidates:
+                self._pair_remote_candidate(remote)
+            self.sort_check_list()
+        # A server-reflexive candidate has no socket of its own: checks use its host base.
+        self._local_candidates.append(candidate)
+        self._edgecam_on_candidate(candidate.to_sdp())
 
     def _add_local(self, candidate: aioice.Candidate, protocol: aioice_ice.StunProtocol) -> None:
         if protocol not in self._protocols:
@@ -223,10 +250,10 @@ class IceTransport:
         return (pair.local_candidate.type, pair.remote_candidate.type)
 
     def sender(self) -> Callable[[bytes], None] | None:
-        """A synchronous send function for the nominated pair when it is plain UDP.
-
-        The per-packet path avoids a coroutine per datagram; relayed pairs (TURN may need a
-        channel bind first) go through :meth:`send` instead.
+        """A synchronous send function for the nominated pair, so the per-packet path needs
+        no coroutine per datagram. Host and server-reflexive pairs send on their UDP socket;
+        a relayed pair's protocol wraps aioice's TURN transport, whose ``sendto`` handles
+        the channel binding itself. None before a pair is nominated.
         """
         pair = self._conn._nominated.get(1)
         if pair is None or type(pair.protocol) is not aioice_ice.StunProtocol:
