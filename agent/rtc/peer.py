@@ -185,7 +185,8 @@ class PeerSession:
         """Send one access unit, already packetized once for every viewer.
 
         The hot path: per packet only the header's sequence number, timestamp and marker
-        change, so the stamper rewrites a preallocated header and SRTP protects the result.
+        change, so the stamper rewrites a preallocated header and SRTP protects header and
+        payload in its own preallocated buffer: one copy in, one bytes object out.
         """
         srtp = self._srtp
         stamper = self._stamper
@@ -200,7 +201,7 @@ class PeerSession:
         sent_bytes = 0
         payload_bytes = 0
         for index, payload in enumerate(payloads):
-            packet = srtp.protect(stamper.stamp(seq, timestamp, index == last, payload))
+            packet = srtp.protect_parts(stamper.header(seq, timestamp, index == last), payload)
             out.append(packet)
             history[seq & (HISTORY_SIZE - 1)] = (seq, packet)
             sent_bytes += len(packet)

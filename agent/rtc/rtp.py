@@ -272,6 +272,18 @@ class RtpHeaderStamper:
         """Bytes the stamped header adds in front of each payload."""
         return len(self._header)
 
+    def header(self, sequence_number: int, timestamp: int, marker: bool) -> bytearray:
+        """The template with these fields written in; valid until the next call."""
+        header = self._header
+        _VARIABLE.pack_into(
+            header,
+            1,
+            self._payload_type | 0x80 if marker else self._payload_type,
+            sequence_number & 0xFFFF,
+            timestamp & 0xFFFFFFFF,
+        )
+        return header
+
     def stamp(self, sequence_number: int, timestamp: int, marker: bool, payload: bytes) -> bytes:
         """Return one RTP packet: the template with these fields, followed by ``payload``."""
         header = self._header

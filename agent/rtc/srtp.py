@@ -12,9 +12,17 @@ protecting the same RTP packet again.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pylibsrtp
+from pylibsrtp._binding import ffi, lib  # the cffi library pylibsrtp itself wraps
 
 from agent.rtc.dtls import SrtpKeys, SrtpProfile
+
+# The packet buffer of the fast path: a UDP payload on a 1500-byte MTU is the most anyone
+# sends, and libsrtp may append up to SRTP_MAX_TRAILER_LEN after the packet.
+_BUFFER_SIZE = 1500
+_MAX_PLAINTEXT = _BUFFER_SIZE - pylibsrtp.SRTP_MAX_TRAILER_LEN
 
 _LIBSRTP_PROFILE = {
     SrtpProfile.AEAD_AES_128_GCM: pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
@@ -57,6 +65,13 @@ class SrtpContext:
             )
         )
         self.profile = profile
+        self._outbound = outbound
+        # The media hot path protects in place in one preallocated buffer: header and payload
+        # are copied into it once, with none of Session.protect's per-call allocations.
+        self._srtp_t: Any = outbound._srtp[0]
+        self._cdata: Any = ffi.new("char[]", _BUFFER_SIZE)
+        self._buffer: Any = ffi.buffer(self._cdata)
+        self._length: Any = ffi.new("int *")
         # Bound methods looked up once, not on every packet.
         self._protect = outbound.protect
         self._protect_rtcp = outbound.protect_rtcp
@@ -69,6 +84,28 @@ class SrtpContext:
             return self._protect(rtp)
         except (pylibsrtp.Error, ValueError) as exc:
             raise SrtpError(f"srtp protect failed: {exc}") from exc
+
+    def protect_parts(self, header: bytes | bytearray, payload: bytes) -> bytes:
+        """Protect the RTP packet ``header + payload`` without joining them first.
+
+        Same output as ``protect(header + payload)``; the per-viewer, per-packet path.
+        """
+        size = len(header)
+        end = size + len(payload)
+        if end > _MAX_PLAINTEXT:
+            raise SrtpError(f"srtp protect failed: packet of {end} bytes is too long")
+        buffer = self._buffer
+        buffer[0:size] = header
+        buffer[size:end] = payload
+        length = self._length
+        length[0] = end
+        status = lib.srtp_protect(self._srtp_t, self._cdata, length)
+        if status != lib.srtp_err_status_ok:
+            errors = pylibsrtp.ERRORS
+            reason = errors[status] if 0 <= status < len(errors) else f"status {status}"
+            raise SrtpError(f"srtp protect failed: {reason}")
+        result: bytes = buffer[0 : length[0]]
+        return result
 
     def unprotect(self, srtp: bytes) -> bytes:
         """SRTP packet from the peer -> RTP packet. SrtpError on authentication or replay."""

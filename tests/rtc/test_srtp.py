@@ -161,3 +161,26 @@ def test_garbage_only_ever_raises_srtp_error(data: bytes, rtcp: bool, gcm: bool)
             context.unprotect(data)
     except SrtpError:
         pass
+
+
+@pytest.mark.parametrize("profile", list(SrtpProfile), ids=lambda p: p.name)
+def test_protect_parts_equals_protect_of_the_joined_packet(profile: SrtpProfile) -> None:
+    keys, peer_keys = dtls_keys(profile)
+    joined, parts, receiver = SrtpContext(keys), SrtpContext(keys), SrtpContext(peer_keys)
+    for seq in range(5):
+        packet = rtp(seq, payload=bytes([seq]) * (200 + seq))
+        protected = parts.protect_parts(packet[:12], packet[12:])
+        assert protected == joined.protect(packet)
+        assert receiver.unprotect(protected) == packet
+
+
+def test_protect_parts_refuses_oversized_and_repeated_packets(
+    contexts: tuple[SrtpContext, SrtpContext],
+) -> None:
+    sender, _ = contexts
+    with pytest.raises(SrtpError, match="too long"):
+        sender.protect_parts(rtp(1)[:12], b"\x00" * 1400)
+    packet = rtp(2)
+    sender.protect_parts(packet[:12], packet[12:])
+    with pytest.raises(SrtpError, match="srtp protect failed"):
+        sender.protect_parts(packet[:12], packet[12:])

@@ -1,0 +1,214 @@
+"""PeerSession in virtual time, against a real DTLS server and SRTP context as the viewer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.rtc import rtcp
+from agent.rtc.certificate import Certificate
+from agent.rtc.dtls import DtlsRole, DtlsState, DtlsTransport, SrtpProfile
+from agent.rtc.h264 import Depacketizer, packetize_access_unit, split_annexb
+from agent.rtc.peer import (
+    SR_INTERVAL,
+    KeyframeRequested,
+    PeerClosed,
+    PeerConnected,
+    PeerFailed,
+    PeerSession,
+    PeerState,
+    VideoSendParams,
+)
+from agent.rtc.rtp import RtpPacket
+from agent.rtc.srtp import SrtpContext
+
+DATA = Path(__file__).parent / "data"
+IDR = (DATA / "h264_baseline_320x240_idr.h264").read_bytes()
+P_FRAME = (DATA / "h264_baseline_320x240_p.h264").read_bytes()
+AGENT_CERT = Certificate.generate()
+VIEWER_CERT = Certificate.generate()
+SSRC = 0x11223344
+
+
+@dataclass
+class Viewer:
+    """The far end: a DTLS server (as a browser answering 'active') plus its SRTP context."""
+
+    dtls: DtlsTransport
+    srtp: SrtpContext | None = None
+    received: list[bytes] = field(default_factory=list)
+
+    def deliver(self, datagrams: list[bytes], now: float) -> None:
+        for datagram in datagrams:
+            if 20 <= datagram[0] <= 63:
+                self.dtls.receive(datagram, now)
+            else:
+                self.received.append(datagram)
+        if self.srtp is None and self.dtls.state is DtlsState.CONNECTED:
+            assert self.dtls.srtp_keys is not None
+            self.srtp = SrtpContext(self.dtls.srtp_keys)
+
+
+def make_pair(
+    fingerprint: str | None = None, profile: SrtpProfile = SrtpProfile.AEAD_AES_128_GCM
+) -> tuple[PeerSession, Viewer]:
+    peer = PeerSession(
+        certificate=AGENT_CERT,
+        dtls_role=DtlsRole.CLIENT,
+        remote_fingerprints=[("sha-256", fingerprint or VIEWER_CERT.fingerprint("sha-256"))],
+        video=VideoSendParams(payload_type=102, ssrc=SSRC, cname="cam"),
+        srtp_profiles=[profile],
+        wallclock_offset=1_700_000_000.0,
+    )
+    viewer = Viewer(
+        DtlsTransport(VIEWER_CERT, DtlsRole.SERVER, [("sha-256", AGENT_CERT.fingerprint())])
+    )
+    return peer, viewer
+
+
+def handshake(peer: PeerSession, viewer: Viewer, now: float = 0.0) -> None:
+    peer.start(now)
+    for _ in range(10):
+        viewer.deliver(peer.datagrams_to_send(), now)
+        for datagram in viewer.dtls.datagrams_to_send():
+            peer.receive(datagram, now)
+        if peer.state is not PeerState.CONNECTING:
+            return
+    raise AssertionError("handshake did not finish")
+
+
+def events(peer: PeerSession) -> list[object]:
+    out = []
+    while (event := peer.next_event()) is not None:
+        out.append(event)
+    return out
+
+
+@pytest.mark.parametrize("profile", list(SrtpProfile), ids=lambda p: p.name)
+def test_connects_and_sends_frames_the_viewer_can_decrypt_and_reassemble(
+    profile: SrtpProfile,
+) -> None:
+    peer, viewer = make_pair(profile=profile)
+    handshake(peer, viewer)
+    assert events(peer) == [PeerConnected(profile.name)]
+    depacketizer = Depacketizer()
+    units = []
+    for index, frame in enumerate([IDR, P_FRAME]):
+        peer.send_frame(packetize_access_unit(frame), index * 3000, now=index / 30)
+        viewer.deliver(peer.datagrams_to_send(), index / 30)
+    assert viewer.srtp is not None
+    for datagram in viewer.received:
+        packet = RtpPacket.parse(viewer.srtp.unprotect(datagram))
+        assert packet.header.ssrc == SSRC and packet.header.payload_type == 102
+        unit = depacketizer.feed(
+            packet.payload,
+            packet.header.marker,
+            packet.header.timestamp,
+            packet.header.sequence_number,
+        )
+        if unit is not None:
+            units.append(unit)
+    assert [split_annexb(u) for u in units] == [
+        [n for n in split_annexb(f) if n[0] & 0x1F != 9] for f in (IDR, P_FRAME)
+    ]
+    assert peer.stats.frames_sent == 2
+
+
+def test_fingerprint_mismatch_fails_without_srtp_and_sends_no_media() -> None:
+    peer, viewer = make_pair(fingerprint=Certificate.generate().fingerprint("sha-256"))
+    handshake(peer, viewer)
+    assert peer.state is PeerState.FAILED
+    assert events(peer) == [PeerFailed("dtls fingerprint mismatch")]
+    assert not peer.srtp_ready
+    peer.send_frame(packetize_access_unit(IDR), 0, now=0.0)
+    assert [d for d in peer.datagrams_to_send() if d[0] >= 128] == []
+    assert peer.get_timer() is None
+
+
+def test_pli_and_fir_ask_for_a_keyframe() -> None:
+    peer, viewer = make_pair()
+    handshake(peer, viewer)
+    events(peer)
+    assert viewer.srtp is not None
+    pli = rtcp.PictureLossIndication(sender_ssrc=1, media_ssrc=SSRC)
+    fir = rtcp.FullIntraRequest(sender_ssrc=1, entries=((SSRC, 1),))
+    for packet in (pli, fir):
+        peer.receive(viewer.srtp.protect_rtcp(rtcp.serialize_compound([packet])), 1.0)
+    assert events(peer) == [KeyframeRequested("pli"), KeyframeRequested("fir")]
+    assert peer.stats.keyframe_requests == 2
+
+
+def test_nack_is_answered_with_the_same_srtp_bytes() -> None:
+    peer, viewer = make_pair()
+    handshake(peer, viewer)
+    peer.send_frame(packetize_access_unit(IDR), 0, now=0.0)
+    sent = [d for d in peer.datagrams_to_send() if d[0] >= 128]
+    assert viewer.srtp is not None
+    seqs = [RtpPacket.parse(viewer.srtp.unprotect(d)).header.sequence_number for d in sent]
+    nack = rtcp.GenericNack.from_lost(1, SSRC, [seqs[1], seqs[2], (seqs[-1] + 5) & 0xFFFF])
+    peer.receive(viewer.srtp.protect_rtcp(rtcp.serialize_compound([nack])), 0.1)
+    assert peer.datagrams_to_send() == [sent[1], sent[2]]  # unknown seq: nothing
+    assert peer.stats.retransmits == 2 and peer.stats.nacks_received == 1
+
+
+def test_sender_reports_at_exact_deadlines_and_rtt_from_receiver_reports() -> None:
+    peer, viewer = make_pair()
+    handshake(peer, viewer, now=10.0)
+    assert peer.get_timer() == pytest.approx(10.0 + SR_INTERVAL / 2)
+    peer.send_frame(packetize_access_unit(IDR), 90_000, now=10.2)
+    peer.datagrams_to_send()
+    peer.handle_timer(10.5)
+    assert peer.get_timer() == pytest.approx(10.5 + SR_INTERVAL)
+    assert viewer.srtp is not None
+    (report_bytes,) = peer.datagrams_to_send()
+    report, sdes = rtcp.parse_compound(viewer.srtp.unprotect_rtcp(report_bytes))
+    assert isinstance(report, rtcp.SenderReport) and isinstance(sdes, rtcp.SourceDescription)
+    assert report.ssrc == SSRC and report.packet_count == peer.stats.packets_sent
+    # The viewer answers 50 ms later having held the SR for 20 ms: RTT 30 ms.
+    block = rtcp.ReportBlock(
+        ssrc=SSRC,
+        fraction_lost=64,
+        cumulative_lost=3,
+        highest_sequence=1,
+        jitter=7,
+        lsr=rtcp.ntp_middle32(report.ntp_timestamp),
+        dlsr=rtcp.ntp_short_from_seconds(0.020),
+    )
+    receiver_report = rtcp.ReceiverReport(ssrc=1, reports=(block,))
+    peer.receive(viewer.srtp.protect_rtcp(rtcp.serialize_compound([receiver_report])), 10.55)
+    assert peer.stats.rtt == pytest.approx(0.030, abs=0.001)
+    assert peer.stats.fraction_lost == 0.25 and peer.stats.jitter == 7
+
+
+def test_bye_from_the_viewer_closes_and_close_says_goodbye() -> None:
+    peer, viewer = make_pair()
+    handshake(peer, viewer)
+    events(peer)
+    assert viewer.srtp is not None
+    bye = rtcp.serialize_compound([rtcp.Bye(ssrcs=(1,))])
+    peer.receive(viewer.srtp.protect_rtcp(bye), 1.0)
+    assert events(peer) == [PeerClosed("rtcp bye from peer")]
+
+    peer, viewer = make_pair()
+    handshake(peer, viewer)
+    events(peer)
+    peer.close(2.0, "closed by client")
+    viewer.deliver(peer.datagrams_to_send(), 2.0)
+    assert viewer.dtls.state is DtlsState.CLOSED
+    assert events(peer) == [PeerClosed("closed by client")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_garbage_is_dropped_and_counted_never_raised(data: bytes) -> None:
+    peer, viewer = make_pair()
+    handshake(peer, viewer)
+    events(peer)
+    peer.receive(data, 1.0)
+    peer.receive(b"\x80\xc8" + data, 1.0)  # looks like RTCP, fails SRTCP authentication
+    assert peer.state in (PeerState.CONNECTED, PeerState.FAILED, PeerState.CLOSED)
+    assert peer.stats.bad_packets >= 1
