@@ -51,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", default="1280x720", help="test pattern size (default 1280x720)")
     demo.add_argument("--framerate", type=float, default=30.0, help="frames per second")
     demo.add_argument("--bitrate", type=int, default=2_000_000, help="bits per second")
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure the agent (bench fanout --help)",
+        description="Benchmarks. `edgecam bench fanout` measures the CPU cost per viewer of "
+        "the per-packet path (stamp, SRTP protect, send).",
+    )
+    bench.add_argument("what", choices=["fanout"], help="what to measure")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
     return parser
 
 
@@ -90,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         level = (args.log_level or config.logging.level).upper()
         logging.basicConfig(level=level, format=LOG_FORMAT)
         return _run_until_signal(lambda stop: run_agent(config, stop))
+
+    if args.command == "bench":
+        from agent import bench
+
+        return bench.main(args.args)
 
     if args.command == "demo":
         from agent.demo import DemoOptions, run_demo

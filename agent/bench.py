@@ -1,0 +1,146 @@
+"""`edgecam bench fanout`: the CPU cost of one more viewer on the per-packet path.
+
+Encodes a few seconds of the test pattern once, sets up N real viewer sessions (our DTLS
+handshake against a DTLS server in memory, so each viewer has its own SRTP context), then
+pushes the frames through the fan-out as fast as it can: packetize once per frame, and per
+viewer stamp the header, SRTP-protect and ``sendto`` a local UDP socket. The figure is CPU
+time per viewer per second of video, the number that decides how many viewers a Pi serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import time
+from collections.abc import Sequence
+from fractions import Fraction
+
+import av
+
+from agent.media.fanout import FanOut
+from agent.rtc.certificate import Certificate
+from agent.rtc.dtls import DtlsRole, DtlsState, DtlsTransport, SrtpProfile
+from agent.rtc.peer import PeerSession, PeerState, VideoSendParams
+from hw.frame import EncodedFrame
+
+
+def encode_test_pattern(width: int, height: int, fps: int, seconds: float, bitrate: int) -> list[
+    EncodedFrame
+]:
+    """Constrained-baseline access units of FFmpeg's testsrc2, IDR every 2 s."""
+    source = av.open(f"testsrc2=size={width}x{height}:rate={fps}", format="lavfi")
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+    encoder.time_base = Fraction(1, fps)
+    encoder.bit_rate = bitrate
+    encoder.options = {
+        "preset": "ultrafast",
+        "tune": "zerolatency",
+        "profile": "baseline",
+        "x264-params": f"keyint={2 * fps}:scenecut=0:repeat-headers=1:annexb=1",
+    }
+    frames: list[EncodedFrame] = []
+    for index, picture in enumerate(source.decode(video=0)):
+        if index >= seconds * fps:
+            break
+        picture.pts = index
+        picture.pict_type = av.video.frame.PictureType.NONE
+        for packet in encoder.encode(picture):
+            frames.append(
+                EncodedFrame(bytes(packet), (packet.pts or 0) * 90000 // fps, packet.is_keyframe)
+            )
+    source.close()
+    return frames
+
+
+class _UdpSink:
+    """What the peer driver does per frame: the peer's hot path, then one sendto a packet."""
+
+    def __init__(self, peer: PeerSession, sock: socket.socket, addr: tuple[str, int]) -> None:
+        self.peer = peer
+        self.sock = sock
+        self.addr = addr
+
+    def send_frame(self, payloads: Sequence[bytes], pts_90k: int, now: float) -> None:
+        self.peer.send_frame(payloads, pts_90k, now)
+        send, addr = self.sock.sendto, self.addr
+        for datagram in self.peer.datagrams_to_send():
+            send(datagram, addr)
+
+
+def connected_peer(certificate: Certificate, profile: SrtpProfile) -> PeerSession:
+    """A viewer session whose DTLS handshake ran against an in-memory DTLS server."""
+    remote_cert = Certificate.generate()
+    peer = PeerSession(
+        certificate=certificate,
+        dtls_role=DtlsRole.CLIENT,
+        remote_fingerprints=[("sha-256", remote_cert.fingerprint("sha-256"))],
+        video=VideoSendParams(payload_type=102, ssrc=0x1234, cname="bench"),
+        srtp_profiles=[profile],
+    )
+    server = DtlsTransport(
+        remote_cert, DtlsRole.SERVER, [("sha-256", certificate.fingerprint("sha-256"))]
+    )
+    peer.start(0.0)
+    for _ in range(20):
+        for datagram in peer.datagrams_to_send():
+            server.receive(datagram, 0.0)
+        for datagram in server.datagrams_to_send():
+            peer.receive(datagram, 0.0)
+        if peer.state is PeerState.CONNECTED and server.state is DtlsState.CONNECTED:
+            while peer.next_event() is not None:
+                pass
+            return peer
+    raise RuntimeError("the in-memory DTLS handshake did not finish")
+
+
+def run_fanout(frames: list[EncodedFrame], viewers: int, profile: SrtpProfile) -> float:
+    """CPU seconds to fan ``frames`` out to ``viewers``."""
+    certificate = Certificate.generate()
+    sink_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink_socket.bind(("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+    addr = sink_socket.getsockname()
+    fanout = FanOut(lambda: None)
+    for _ in range(viewers):
+        fanout.add(_UdpSink(connected_peer(certificate, profile), sender, addr), 0.0)
+    # Nobody reads the receiving socket: its buffer fills and the kernel drops, which costs
+    # the sender the same as a real path.
+    started = time.process_time()
+    for frame in frames:
+        fanout.push(frame, frame.pts_90k / 90000)
+    elapsed = time.process_time() - started
+    sender.close()
+    sink_socket.close()
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="edgecam bench fanout", description=__doc__)
+    parser.add_argument("--viewers", type=int, default=10, help="viewers to measure with")
+    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--framerate", type=int, default=30)
+    parser.add_argument("--bitrate", type=int, default=2_000_000)
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of video")
+    parser.add_argument(
+        "--profile", choices=[p.name for p in SrtpProfile], default="AEAD_AES_128_GCM"
+    )
+    args = parser.parse_args(argv)
+    width, height = (int(x) for x in args.size.split("x"))
+    print(f"encoding {args.seconds:g} s of {args.size}@{args.framerate} at {args.bitrate} bit/s")
+    frames = encode_test_pattern(width, height, args.framerate, args.seconds, args.bitrate)
+    video_seconds = len(frames) / args.framerate
+    size = sum(len(f.data) for f in frames)
+    print(f"{len(frames)} frames, {size * 8 / video_seconds / 1e6:.2f} Mbit/s")
+    profile = SrtpProfile[args.profile]
+    base = run_fanout(frames, 0, profile)
+    loaded = run_fanout(frames, args.viewers, profile)
+    per_viewer = (loaded - base) / args.viewers / video_seconds
+    print(f"packetize only (0 viewers): {base / video_seconds * 100:.2f}% of one core")
+    print(
+        f"{args.viewers} viewers: {loaded / video_seconds * 100:.1f}% of one core; "
+        f"per viewer: {per_viewer * 100:.2f}% of one core "
+        f"({per_viewer * 1e3:.2f} ms CPU per second of video, {args.profile})"
+    )
+    return 0
