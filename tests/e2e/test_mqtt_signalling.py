@@ -13,6 +13,7 @@ import aiomqtt
 import pytest
 
 from agent.app import Agent
+from agent.signaling.ratelimit import PerKeyLimiter
 from tests.e2e.aiortc_viewer import AiortcViewer, loopback_only_host_addresses
 from tests.e2e.mqtt_rig import (
     DEVICE,
@@ -235,3 +236,30 @@ async def test_broker_restart_keeps_video_and_the_agent_comes_back(
     finally:
         await viewer.close()
         await client.__aexit__()
+
+
+async def test_viewer_limit_and_offer_rate_limit(broker: MosquittoBroker, agent: Agent) -> None:
+    async with RpcClient(broker, "admin-1") as admin, RpcClient(broker, "viewer-1") as client:
+        await admin.call("config.set", {"webrtc": {"max_viewers": 1}})
+        viewer = await watch(client, "one")
+        try:
+            second = AiortcViewer()
+            busy = await client.request(
+                "webrtc.offer", {"session": "two", "sdp": await second.offer()}
+            )
+            await second.close()
+            assert busy["error"]["code"] == -32002
+            # Three offers per client, refilling once an hour: the fourth is refused
+            # whatever it says, and another client is unaffected.
+            agent.offer_limiter = PerKeyLimiter(rate=1 / 3600, burst=3, max_keys=16)
+            codes = [
+                (await client.request("webrtc.offer", {"session": f"x{i}", "sdp": "v=0"}))["error"][
+                    "code"
+                ]
+                for i in range(4)
+            ]
+            assert codes == [-32002, -32002, -32002, -32005]  # busy until the limit
+            other = await admin.request("webrtc.offer", {"session": "a", "sdp": "v=0"})
+            assert other["error"]["code"] == -32002
+        finally:
+            await viewer.close()

@@ -1,0 +1,139 @@
+"""FanOut: packetize once, start viewers on a keyframe, coalesce keyframe requests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.media.fanout import STALE_GOP_FRAMES, FanOut
+from hw.frame import EncodedFrame
+
+DATA = Path(__file__).parents[1] / "rtc" / "data"
+IDR = EncodedFrame((DATA / "h264_baseline_320x240_idr.h264").read_bytes(), 0, True)
+
+
+def p_frame(index: int) -> EncodedFrame:
+    return EncodedFrame((DATA / "h264_baseline_320x240_p.h264").read_bytes(), index * 3000, False)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, Sequence[bytes]]] = []
+
+    def send_frame(self, payloads: Sequence[bytes], pts_90k: int, now: float) -> None:
+        self.frames.append((pts_90k, payloads))
+
+
+class BrokenSink:
+    def send_frame(self, payloads: Sequence[bytes], pts_90k: int, now: float) -> None:
+        raise OSError("viewer went away")
+
+
+class Camera:
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def request_keyframe(self) -> None:
+        self.requests += 1
+
+
+def test_every_sink_gets_the_same_payload_objects_packetized_once() -> None:
+    fanout = FanOut(Camera().request_keyframe)
+    fanout.push(IDR, 0.0)
+    sinks = [Sink(), Sink(), Sink()]
+    for sink in sinks:
+        fanout.add(sink, 0.0)
+    fanout.push(p_frame(1), 0.1)
+    live = [sink.frames[-1][1] for sink in sinks]
+    assert live[0] is live[1] is live[2]  # one list of payloads shared by every viewer
+    assert fanout.sps is not None and fanout.sps.width == 320
+    assert fanout.stream_ready.is_set()
+
+
+def test_a_viewer_joining_without_a_cached_keyframe_waits_and_one_is_requested() -> None:
+    camera = Camera()
+    fanout = FanOut(camera.request_keyframe)
+    sink = Sink()
+    fanout.add(sink, 0.0)
+    assert camera.requests == 1
+    fanout.push(p_frame(1), 0.1)  # not decodable on its own: not sent
+    assert sink.frames == []
+    fanout.push(EncodedFrame(IDR.data, 6000, True), 0.2)
+    fanout.push(p_frame(3), 0.3)
+    assert [pts for pts, _ in sink.frames] == [6000, 9000]
+
+
+def test_a_viewer_joining_mid_gop_gets_the_cached_gop_first() -> None:
+    camera = Camera()
+    fanout = FanOut(camera.request_keyframe)
+    fanout.push(IDR, 0.0)
+    for index in range(1, 4):
+        fanout.push(p_frame(index), index / 30)
+    sink = Sink()
+    fanout.add(sink, 0.2)
+    assert [pts for pts, _ in sink.frames] == [0, 3000, 6000, 9000]
+    assert camera.requests == 0  # a short GOP is cheaper than an IDR for everyone
+    fanout.push(p_frame(4), 0.3)
+    assert sink.frames[-1][0] == 12000
+    assert len(fanout.cached_access_units()) == 5
+
+
+def test_a_long_cached_gop_also_asks_for_a_fresh_keyframe() -> None:
+    camera = Camera()
+    fanout = FanOut(camera.request_keyframe)
+    fanout.push(IDR, 0.0)
+    for index in range(1, STALE_GOP_FRAMES + 2):
+        fanout.push(p_frame(index), index / 30)
+    fanout.add(Sink(), 1.0)
+    assert camera.requests == 1
+
+
+def test_keyframe_requests_are_coalesced_and_rate_limited() -> None:
+    camera = Camera()
+    fanout = FanOut(camera.request_keyframe, min_keyframe_interval=1.0)
+    fanout.push(IDR, 0.0)
+    fanout.request_keyframe(0.0)
+    for _ in range(20):  # a PLI storm from many viewers
+        fanout.request_keyframe(0.1)
+    assert camera.requests == 1
+    fanout.push(p_frame(1), 0.5)  # interval not over: still one
+    assert camera.requests == 1
+    fanout.push(p_frame(2), 1.0)  # over: the remembered request goes out, once
+    assert camera.requests == 2
+    fanout.push(p_frame(3), 2.5)
+    assert camera.requests == 2
+    assert fanout.stats.keyframe_requests_coalesced == 19
+
+
+def test_an_idr_satisfies_a_pending_request() -> None:
+    camera = Camera()
+    fanout = FanOut(camera.request_keyframe, min_keyframe_interval=1.0)
+    fanout.request_keyframe(0.0)
+    fanout.request_keyframe(0.5)
+    fanout.push(EncodedFrame(IDR.data, 3000, True), 0.6)
+    fanout.push(p_frame(2), 1.5)
+    assert camera.requests == 1
+
+
+def test_a_broken_sink_is_removed_and_the_others_keep_every_frame() -> None:
+    fanout = FanOut(Camera().request_keyframe)
+    fanout.push(IDR, 0.0)
+    good, broken = Sink(), BrokenSink()
+    fanout.add(good, 0.0)
+    fanout.add(broken, 0.0)
+    for index in range(1, 5):
+        fanout.push(p_frame(index), index / 30)
+    assert len(good.frames) == 5
+    assert fanout.sink_count == 1
+    assert fanout.stats.sink_errors == 1
+
+
+def test_garbage_access_units_are_dropped_not_raised() -> None:
+    fanout = FanOut(Camera().request_keyframe)
+    sink = Sink()
+    fanout.push(IDR, 0.0)
+    fanout.add(sink, 0.0)
+    fanout.push(EncodedFrame(b"no start code here", 3000, False), 0.1)
+    fanout.push(EncodedFrame(b"\x00\x00\x01\x67\x42", 6000, True), 0.2)  # truncated SPS
+    assert len(sink.frames) == 2  # the GOP replay, and the 'keyframe' that still packetized
+    assert fanout.sps is not None and fanout.sps.width == 320  # the last good SPS stays
