@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             for problem in exc.problems:
                 print(f"error: {problem}", file=sys.stderr)
-            return 2
+            return 1  # as `edgecam check` does for the same file
         except OSError as exc:
             print(f"error: {args.config}: {exc.strerror}", file=sys.stderr)
-            return 2
+            return 1
         level = (args.log_level or config.logging.level).upper()
         logging.basicConfig(level=level, format=LOG_FORMAT)
         return _run_until_signal(lambda stop: run_agent(config, stop))

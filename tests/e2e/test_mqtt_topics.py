@@ -1,0 +1,107 @@
+"""Telemetry and events topics, and per-offer ICE servers, over a real mosquitto."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.app import Agent
+from tests.e2e.aiortc_viewer import AiortcViewer, loopback_only_host_addresses
+from tests.e2e.mqtt_rig import DEVICE, PREFIX, RpcClient, next_json, observer, running_agent
+from tests.infra.mosquitto import MosquittoBroker
+from tests.infra.pki import Pki
+
+TELEMETRY = f"{PREFIX}/{DEVICE}/telemetry"
+EVENTS = f"{PREFIX}/{DEVICE}/events"
+
+
+@pytest.fixture(autouse=True)
+def _loopback(monkeypatch: Any) -> None:
+    loopback_only_host_addresses(monkeypatch)
+
+
+@pytest.fixture
+def broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoBroker]:
+    with MosquittoBroker(tmp_path / "broker", pki, bind_client_id=True) as broker:
+        yield broker
+
+
+@pytest.fixture
+async def agent(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[Agent]:
+    async with running_agent(broker, tmp_path) as agent:
+        yield agent
+
+
+async def test_events_and_telemetry_follow_a_session(broker: MosquittoBroker, agent: Agent) -> None:
+    async with observer(broker, TELEMETRY, EVENTS) as obs, RpcClient(broker, "viewer-1") as client:
+        viewer = AiortcViewer()
+        try:
+            result = await client.call(
+                "webrtc.offer", {"session": "s1", "sdp": await viewer.offer()}
+            )
+            await viewer.accept(result["sdp"])
+            opened = await next_json(obs, EVENTS, lambda e: e["event"] == "session.opened")
+            assert opened["session"] == "s1" and opened["client"] == "viewer-1"
+            assert isinstance(opened["ts"], float)
+            await viewer.wait_frames(15)
+            telemetry = await next_json(
+                obs, TELEMETRY, lambda t: t["viewers"] == 1 and t["bitrate_out"] > 0
+            )
+            assert telemetry["frames_in"] > 0
+            assert [s["session"] for s in telemetry["sessions"]] == ["s1"]
+            await client.call("webrtc.close", {"session": "s1"})
+            closed = await next_json(obs, EVENTS, lambda e: e["event"] == "session.closed")
+            assert closed["session"] == "s1" and "reason" in closed
+        finally:
+            await viewer.close()
+
+
+async def test_config_and_stream_changes_are_events_and_secrets_stay_out(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with observer(broker, EVENTS) as obs, RpcClient(broker, "admin-1") as admin:
+        await admin.call("config.set", {"telemetry": {"interval": 2.0}, "mqtt": {"keepalive": 45}})
+        event = await next_json(obs, EVENTS, lambda e: e["event"] == "config.changed")
+        assert event["keys"] == ["mqtt", "telemetry"]
+        assert event["restart_required"] == ["mqtt.keepalive"]
+        await admin.call("stream.set", {"bitrate": 350_000})
+        changed = await next_json(obs, EVENTS, lambda e: e["event"] == "stream.changed")
+        assert changed["stream"]["bitrate"] == 350_000
+        # Saved atomically for the next start, and readable only by the agent.
+        override = Path(agent.config.device.state_dir) / "config.override.toml"
+        assert "keepalive = 45" in override.read_text()
+        assert override.stat().st_mode & 0o077 == 0
+        config = await admin.call("config.get")
+        assert "BEGIN" not in json.dumps(config)  # paths only, never key material
+
+
+async def test_per_offer_ice_servers_are_validated(broker: MosquittoBroker, agent: Agent) -> None:
+    async with RpcClient(broker, "viewer-1") as client:
+        viewer = AiortcViewer()
+        try:
+            sdp = await viewer.offer()
+            no_credential = await client.request(
+                "webrtc.offer",
+                {"session": "t", "sdp": sdp, "ice_servers": [{"urls": ["turn:127.0.0.1:3478"]}]},
+            )
+            assert no_credential["error"]["code"] == -32602
+            assert "params.ice_servers" in no_credential["error"]["message"]
+            bad_url = await client.request(
+                "webrtc.offer",
+                {"session": "t", "sdp": sdp, "ice_servers": [{"urls": ["http://x"]}]},
+            )
+            assert bad_url["error"]["code"] == -32602
+            # A STUN server for this session only: accepted (unreachable here, so it yields
+            # no candidate, and host candidates still connect).
+            result = await client.call(
+                "webrtc.offer",
+                {"session": "t", "sdp": sdp, "ice_servers": [{"urls": "stun:127.0.0.1:9"}]},
+            )
+            await viewer.accept(result["sdp"])
+            await client.wait_state("t", "connected")
+        finally:
+            await viewer.close()
