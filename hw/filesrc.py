@@ -30,7 +30,8 @@ from hw.annexb import (
     split_nal_units,
 )
 from hw.frame import EncodedFrame
-from hw.source import FrameSink, StreamSettings, VideoSource
+from hw.source import FrameSink, StreamSettings
+from hw.threaded import ThreadedSource
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class _FileInfo:
     framerate: float
 
 
-class FileSource(VideoSource):
+class FileSource(ThreadedSource):
     """Loops a file's H.264 track as if it were a live camera.
 
     Access units are paced by the file's own timestamps and their ``pts_90k`` keeps growing
@@ -113,6 +114,8 @@ class FileSource(VideoSource):
     and the next IDR of the file comes soon enough) and ``set_bitrate()`` is a no-op that logs
     once. ``settings`` reports the file's real size and frame rate.
     """
+
+    thread_name = "edgecam-filesrc"
 
     def __init__(self, path: str, settings: StreamSettings) -> None:
         self._path = path
@@ -135,9 +138,7 @@ class FileSource(VideoSource):
             framerate=info.framerate,
             bitrate=settings.bitrate,
         )
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
+        super().__init__()
         self._bitrate_logged = False
 
     @property
@@ -148,27 +149,6 @@ class FileSource(VideoSource):
     @property
     def settings(self) -> StreamSettings:
         return self._settings
-
-    def start(self, sink: FrameSink) -> None:
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                raise RuntimeError("file source already started")
-            self._stop_event = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run,
-                args=(sink, self._stop_event),
-                name="edgecam-filesrc",
-                daemon=True,
-            )
-            self._thread.start()
-
-    def stop(self) -> None:
-        with self._lock:
-            thread = self._thread
-            self._stop_event.set()
-        # Called from the sink, the thread ends once the sink returns.
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
 
     def request_keyframe(self) -> None:
         """A no-op: a file's IDRs are where the file put them (see the class docstring)."""

@@ -19,7 +19,8 @@ from av.video.frame import PictureType, VideoFrame
 
 from hw.annexb import contains_idr
 from hw.frame import EncodedFrame
-from hw.source import FrameSink, StreamSettings, VideoSource
+from hw.source import FrameSink, StreamSettings
+from hw.threaded import ThreadedSource
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def _check_bitrate(bitrate: int) -> None:
         raise ValueError(f"bitrate must be at least {_MIN_BITRATE} bps, got {bitrate}")
 
 
-class TestPatternSource(VideoSource):
+class TestPatternSource(ThreadedSource):
     """A moving test pattern with a clock, encoded by libx264 in real time on its own thread.
 
     Encoding: constrained baseline (SPS 42c0xx), preset ultrafast, tune zerolatency, no
@@ -196,44 +197,22 @@ class TestPatternSource(VideoSource):
     the next frame; raising it beyond that reopens the encoder, so the next frame is an IDR.
     """
 
+    thread_name = "edgecam-testsrc"
     __test__ = False  # not a pytest test class, despite its name
 
     def __init__(self, settings: StreamSettings) -> None:
         _check_settings(settings)
-        self._lock = threading.Lock()
+        super().__init__()
         self._settings = settings
         self._rate = Fraction(settings.framerate).limit_denominator(1001)
         self._keyint = max(1, round(2 * settings.framerate))
         self._keyframe_pending = False
         self._pending_bitrate: int | None = None
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
 
     @property
     def settings(self) -> StreamSettings:
         with self._lock:
             return self._settings
-
-    def start(self, sink: FrameSink) -> None:
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                raise RuntimeError("testsrc already started")
-            self._stop_event = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run,
-                args=(sink, self._stop_event),
-                name="edgecam-testsrc",
-                daemon=True,
-            )
-            self._thread.start()
-
-    def stop(self) -> None:
-        with self._lock:
-            thread = self._thread
-            self._stop_event.set()
-        # Called from the sink, the thread ends once the sink returns.
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
 
     def request_keyframe(self) -> None:
         with self._lock:
