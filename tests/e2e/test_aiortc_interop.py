@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 
 from agent.rtc.dtls import SrtpProfile
-from tests.e2e.aiortc_viewer import AiortcViewer, loopback_only_host_addresses
+from tests.e2e.aiortc_viewer import AiortcViewer
 from tests.e2e.stack import Stack, running_stack
-
-
-@pytest.fixture(autouse=True)
-def _loopback(monkeypatch: Any) -> None:
-    loopback_only_host_addresses(monkeypatch)
 
 
 @pytest.mark.parametrize("setup", ["active", "passive"])

@@ -5,46 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
 
 import aiomqtt
 import pytest
 
 from agent.app import Agent
 from agent.signaling.ratelimit import PerKeyLimiter
-from tests.e2e.aiortc_viewer import AiortcViewer, loopback_only_host_addresses
+from tests.e2e.aiortc_viewer import AiortcViewer
 from tests.e2e.mqtt_rig import (
     DEVICE,
     PREFIX,
     RpcClient,
     next_json,
     observer,
-    running_agent,
 )
 from tests.infra.mosquitto import MosquittoBroker
-from tests.infra.pki import Pki
 
 STATUS = f"{PREFIX}/{DEVICE}/status"
-
-
-@pytest.fixture(autouse=True)
-def _loopback(monkeypatch: Any) -> None:
-    loopback_only_host_addresses(monkeypatch)
-
-
-@pytest.fixture
-def broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoBroker]:
-    # As in production: the broker binds each client id to its certificate CN.
-    with MosquittoBroker(tmp_path / "broker", pki, bind_client_id=True) as broker:
-        yield broker
-
-
-@pytest.fixture
-async def agent(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[Agent]:
-    async with running_agent(broker, tmp_path) as agent:
-        yield agent
 
 
 async def watch(client: RpcClient, session: str) -> AiortcViewer:

@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from agent.app import Agent
-from tests.e2e.aiortc_viewer import AiortcViewer, loopback_only_host_addresses
-from tests.e2e.mqtt_rig import DEVICE, PREFIX, RpcClient, next_json, observer, running_agent
+from tests.e2e.aiortc_viewer import AiortcViewer
+from tests.e2e.mqtt_rig import DEVICE, PREFIX, RpcClient, next_json, observer
 from tests.infra.mosquitto import MosquittoBroker
-from tests.infra.pki import Pki
 
 TELEMETRY = f"{PREFIX}/{DEVICE}/telemetry"
 EVENTS = f"{PREFIX}/{DEVICE}/events"
-
-
-@pytest.fixture(autouse=True)
-def _loopback(monkeypatch: Any) -> None:
-    loopback_only_host_addresses(monkeypatch)
-
-
-@pytest.fixture
-def broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoBroker]:
-    with MosquittoBroker(tmp_path / "broker", pki, bind_client_id=True) as broker:
-        yield broker
-
-
-@pytest.fixture
-async def agent(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[Agent]:
-    async with running_agent(broker, tmp_path) as agent:
-        yield agent
 
 
 async def test_events_and_telemetry_follow_a_session(broker: MosquittoBroker, agent: Agent) -> None:

@@ -5,29 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from tests.e2e.aiortc_viewer import AiortcViewer, loopback_only_host_addresses
+from tests.e2e.aiortc_viewer import AiortcViewer
 from tests.e2e.mqtt_rig import DEVICE, PREFIX, RpcClient, next_json, observer, write_agent_config
 from tests.infra.mosquitto import MosquittoBroker
-from tests.infra.pki import Pki
 
 STATUS = f"{PREFIX}/{DEVICE}/status"
-
-
-@pytest.fixture(autouse=True)
-def _loopback(monkeypatch: Any) -> None:
-    loopback_only_host_addresses(monkeypatch)
-
-
-@pytest.fixture
-def broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoBroker]:
-    with MosquittoBroker(tmp_path / "broker", pki, bind_client_id=True) as broker:
-        yield broker
 
 
 async def test_sigterm_closes_sessions_publishes_offline_and_exits_0(

@@ -9,7 +9,7 @@ import pytest
 
 from agent.app import Agent
 from agent.web.server import ViewerServer, viewer_url
-from tests.e2e.mqtt_rig import DEVICE, running_agent
+from tests.e2e.mqtt_rig import DEVICE
 from tests.infra.browsers import launch_chromium, open_page, page_webrtc_stats
 from tests.infra.mosquitto import MosquittoBroker
 from tests.infra.pki import Pki
@@ -20,15 +20,10 @@ OPERATOR, OPERATOR_SECRET = "ops-web", "ops-secret"
 
 @pytest.fixture
 def broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoBroker]:
+    """The e2e broker, with password accounts for the two browser users."""
     accounts = {VIEWER: SECRET, OPERATOR: OPERATOR_SECRET}
     with MosquittoBroker(tmp_path / "broker", pki, viewers=accounts, bind_client_id=True) as b:
         yield b
-
-
-@pytest.fixture
-async def agent(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[Agent]:
-    async with running_agent(broker, tmp_path) as agent:
-        yield agent
 
 
 @pytest.fixture
