@@ -6,17 +6,8 @@ from typing import Any
 
 from agent.control.api import Device
 from agent.sessions import UnknownSessionError
-from agent.signaling.rpc import (
-    NO_PARAMS,
-    SESSION_ID,
-    CallContext,
-    Kind,
-    MethodTable,
-    Param,
-    ParamSpec,
-    Role,
-    RpcError,
-)
+from agent.signaling.params import NO_PARAMS, SESSION_ID, Kind, Param, ParamSpec
+from agent.signaling.rpc import CallContext, MethodTable, Role, RpcError
 
 CLOSE_PARAMS = ParamSpec({"session": SESSION_ID, "client": Param(Kind.STR, max_length=256)})
 

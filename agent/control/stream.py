@@ -6,16 +6,8 @@ import base64
 from typing import Any
 
 from agent.control.api import Device, StreamChangeError
-from agent.signaling.rpc import (
-    NO_PARAMS,
-    CallContext,
-    Kind,
-    MethodTable,
-    Param,
-    ParamSpec,
-    Role,
-    RpcError,
-)
+from agent.signaling.params import NO_PARAMS, Kind, Param, ParamSpec
+from agent.signaling.rpc import CallContext, MethodTable, Role, RpcError
 
 STREAM_SET_PARAMS = ParamSpec(
     {

@@ -7,16 +7,8 @@ from typing import Any
 from agent.control.api import Device
 from agent.rtc.sdp import NegotiationError
 from agent.sessions import BusyError, CameraUnavailableError, UnknownSessionError
-from agent.signaling.rpc import (
-    SESSION_ID,
-    CallContext,
-    Kind,
-    MethodTable,
-    Param,
-    ParamSpec,
-    Role,
-    RpcError,
-)
+from agent.signaling.params import SESSION_ID, Kind, Param, ParamSpec
+from agent.signaling.rpc import CallContext, MethodTable, Role, RpcError
 
 # An SDP offer is a few KB; the 64 KiB payload limit bounds it anyway.
 OFFER_PARAMS = ParamSpec(

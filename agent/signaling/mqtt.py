@@ -26,17 +26,17 @@ import contextlib
 import inspect
 import logging
 import random
-import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Final, Literal, Self
-from urllib.parse import urlsplit
+from typing import Any, Final, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
+
+from agent.signaling.mqtt_endpoint import MqttEndpoint, tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +55,6 @@ FINAL_ACK_TIMEOUT: Final = 3.0
 DISCONNECT_TIMEOUT: Final = 1.0
 MISC_INTERVAL: Final = 1.0
 _UNSUPPORTED_PROTOCOL_VERSION: Final = 132  # CONNACK reason; paho maps 3.1.1's code 1 to it
-
-_SCHEMES: Final[dict[str, tuple[bool, Literal["tcp", "websockets"], int]]] = {
-    # scheme: (TLS, paho transport, default port)
-    "mqtts": (True, "tcp", 8883),
-    "mqtt": (False, "tcp", 1883),
-    "wss": (True, "websockets", 443),
-    "ws": (False, "websockets", 80),
-}
 
 MessageHandler = Callable[[str, bytes], None]
 ConnectHook = Callable[[], Awaitable[None] | None]
@@ -86,72 +78,6 @@ class MqttSettings:
     will_payload: bytes = b""
     will_qos: int = 1
     will_retain: bool = True
-
-
-@dataclass(frozen=True)
-class MqttEndpoint:
-    """Where and how to connect, as read from an `mqtt.url`."""
-
-    scheme: str
-    host: str
-    port: int
-    tls: bool
-    transport: Literal["tcp", "websockets"]
-    path: str
-
-    @classmethod
-    def from_url(cls, url: str, *, allow_insecure: bool) -> Self:
-        """Parse `mqtts://host[:port]`, `wss://host[:port]/path` (or, when `allow_insecure`,
-        `mqtt://` and `ws://`); raises ValueError naming `mqtt.url` otherwise."""
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError as exc:
-            raise ValueError(f"mqtt.url: cannot parse {url!r}: {exc}") from None
-        scheme = parts.scheme.lower()
-        if scheme not in _SCHEMES:
-            raise ValueError(f"mqtt.url: scheme of {url!r} must be mqtts or wss (or mqtt, ws "
-                             "with mqtt.allow_insecure = true)")
-        tls, transport, default_port = _SCHEMES[scheme]
-        if not tls and not allow_insecure:
-            raise ValueError(f"mqtt.url: {url!r} is not encrypted; use mqtts:// or wss://, or "
-                             "set mqtt.allow_insecure = true")
-        if parts.username is not None or parts.password is not None:
-            # Credentials in a URL end up in logs; they belong in mqtt.username/password.
-            raise ValueError("mqtt.url: must not contain credentials; use mqtt.username/password")
-        if not parts.hostname:
-            raise ValueError(f"mqtt.url: {url!r} names no host")
-        if transport == "tcp" and parts.path not in ("", "/"):
-            raise ValueError(f"mqtt.url: {url!r}: a path only makes sense for ws:// and wss://")
-        if parts.query or parts.fragment:
-            raise ValueError(f"mqtt.url: {url!r}: query and fragment are not supported")
-        return cls(scheme, parts.hostname, port or default_port, tls, transport,
-                   parts.path or "/mqtt")
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        path = self.path if self.transport == "websockets" else ""
-        return f"{self.scheme}://{host}:{self.port}{path}"
-
-
-def _tls_context(settings: MqttSettings) -> ssl.SSLContext:
-    """Verify the broker against `ca` (hostname included) and present cert/key if given."""
-    try:
-        ctx = ssl.create_default_context(cafile=settings.ca)
-    except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"mqtt.ca: cannot load {settings.ca!r}: {exc}") from None
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.check_hostname = True
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    if settings.key is not None and settings.cert is None:
-        raise ValueError("mqtt.key: given without mqtt.cert")
-    if settings.cert is not None:
-        try:
-            ctx.load_cert_chain(settings.cert, settings.key)
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"mqtt.cert/mqtt.key: cannot load {settings.cert!r} / "
-                             f"{settings.key!r}: {exc}") from None
-    return ctx
 
 
 def _describe(exc: BaseException) -> str:
@@ -194,7 +120,9 @@ class MqttClient:
     ) -> None:
         self._settings = settings
         self._endpoint = MqttEndpoint.from_url(settings.url, allow_insecure=settings.allow_insecure)
-        self._tls = _tls_context(settings) if self._endpoint.tls else None
+        self._tls = (
+            tls_context(settings.ca, settings.cert, settings.key) if self._endpoint.tls else None
+        )
         if settings.will_qos not in (0, 1, 2):
             raise ValueError(f"mqtt will qos must be 0, 1 or 2, not {settings.will_qos!r}")
         self._on_message = on_message

@@ -2,7 +2,8 @@
 
 PROTOCOL.md sections 3 (envelope and error codes), 4 (method table) and 7 (roles). The module
 knows nothing of sockets or MQTT: a transport hands `Dispatcher.handle` the raw payload of one
-message together with its `Origin`, and sends back whatever bytes come out (if any).
+message together with its `Origin`, and sends back whatever bytes come out (if any). Error
+objects live in `rpc_errors` (re-exported here) and params schemas in `params`.
 
 Choices the protocol leaves open, made here:
 - A payload that is too large or is not UTF-8 JSON is never fully parsed. Its first
@@ -28,16 +29,20 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import KW_ONLY, dataclass, field
-from enum import Enum, IntEnum, StrEnum
-from typing import Any, Final, Self
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any, Final
+
+from agent.signaling.params import NO_PARAMS
+from agent.signaling.rpc_errors import ErrorCode as ErrorCode
+from agent.signaling.rpc_errors import RpcError as RpcError
+from agent.signaling.rpc_errors import clip
 
 logger = logging.getLogger(__name__)
 
 MAX_PAYLOAD: Final = 65536
 MAX_BATCH: Final = 32
 ID_SCAN_BYTES: Final = 4096
-_CLIP: Final = 80
 
 JsonId = str | int | float | None
 Params = dict[str, Any]
@@ -64,22 +69,6 @@ ALL_TRANSPORTS: Final = frozenset(Transport)
 MQTT_ONLY: Final = frozenset({Transport.MQTT})
 
 
-class ErrorCode(IntEnum):
-    """Error codes of PROTOCOL.md section 3."""
-
-    PARSE_ERROR = -32700
-    INVALID_REQUEST = -32600
-    METHOD_NOT_FOUND = -32601
-    INVALID_PARAMS = -32602
-    INTERNAL_ERROR = -32603
-    UNAUTHORIZED = -32001
-    BUSY = -32002
-    UNKNOWN_SESSION = -32003
-    NEGOTIATION_FAILED = -32004
-    RATE_LIMITED = -32005
-    CAMERA_UNAVAILABLE = -32006
-
-
 # Errors that mean the client sent something wrong; the rest are ordinary outcomes of a call.
 _CLIENT_FAULTS: Final = frozenset(
     {
@@ -90,219 +79,6 @@ _CLIENT_FAULTS: Final = frozenset(
         ErrorCode.UNAUTHORIZED,
     }
 )
-
-
-class RpcError(Exception):
-    """A JSON-RPC error object; raised by methods and validators, sent to the caller as is.
-
-    The message goes to the client verbatim, so it must never carry secrets or exception text.
-    """
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = int(code)
-        self.message = message
-        self.data = data
-
-    def to_json(self) -> dict[str, Any]:
-        """The `error` member of a response."""
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            error["data"] = self.data
-        return error
-
-    @classmethod
-    def parse_error(cls, message: str = "parse error", data: Any = None) -> Self:
-        return cls(ErrorCode.PARSE_ERROR, message, data)
-
-    @classmethod
-    def invalid_request(cls, message: str = "invalid request", data: Any = None) -> Self:
-        return cls(ErrorCode.INVALID_REQUEST, message, data)
-
-    @classmethod
-    def method_not_found(cls, message: str = "method not found", data: Any = None) -> Self:
-        return cls(ErrorCode.METHOD_NOT_FOUND, message, data)
-
-    @classmethod
-    def invalid_params(cls, message: str = "invalid params", data: Any = None) -> Self:
-        """`message` names the bad field, e.g. ``params.session: expected ...``."""
-        return cls(ErrorCode.INVALID_PARAMS, message, data)
-
-    @classmethod
-    def internal(cls, message: str = "internal error", data: Any = None) -> Self:
-        return cls(ErrorCode.INTERNAL_ERROR, message, data)
-
-    @classmethod
-    def unauthorized(cls, message: str = "unauthorized", data: Any = None) -> Self:
-        return cls(ErrorCode.UNAUTHORIZED, message, data)
-
-    @classmethod
-    def busy(cls, message: str = "busy: viewer limit reached", data: Any = None) -> Self:
-        return cls(ErrorCode.BUSY, message, data)
-
-    @classmethod
-    def unknown_session(cls, message: str = "unknown session", data: Any = None) -> Self:
-        return cls(ErrorCode.UNKNOWN_SESSION, message, data)
-
-    @classmethod
-    def negotiation_failed(cls, message: str = "negotiation failed", data: Any = None) -> Self:
-        """`message` names what is missing or incompatible in the offer."""
-        return cls(ErrorCode.NEGOTIATION_FAILED, message, data)
-
-    @classmethod
-    def rate_limited(cls, message: str = "rate limited", data: Any = None) -> Self:
-        return cls(ErrorCode.RATE_LIMITED, message, data)
-
-    @classmethod
-    def camera_unavailable(cls, message: str = "camera unavailable", data: Any = None) -> Self:
-        return cls(ErrorCode.CAMERA_UNAVAILABLE, message, data)
-
-
-# --- parameter validation -------------------------------------------------------------------
-
-
-class Kind(Enum):
-    """JSON type of a parameter; the value is how an error message names it."""
-
-    STR = "a string"
-    INT = "an integer"
-    NUMBER = "a number"
-    BOOL = "a boolean"
-    OBJECT = "an object"
-    ARRAY = "an array"
-    ANY = "a value"
-
-
-@dataclass(frozen=True)
-class Param:
-    """Constraints on one member of `params`, e.g.
-    ``Param(Kind.INT, required=True, minimum=1, maximum=100)``.
-
-    Strings take `min_length`, `max_length` and `pattern` (which must match all of it);
-    integers and numbers take `minimum` and `maximum`; `expected` overrides the generated
-    wording of the error message. An integer is never `true` or `1.0`.
-    """
-
-    kind: Kind
-    _: KW_ONLY
-    required: bool = False
-    nullable: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    pattern: str | None = None
-    choices: tuple[str | int | float, ...] | None = None
-    expected: str | None = None
-    _regex: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.pattern is not None:
-            object.__setattr__(self, "_regex", re.compile(self.pattern))
-
-    def accepts(self, value: Any) -> bool:
-        if value is None:
-            return self.nullable or self.kind is Kind.ANY
-        if not _has_kind(value, self.kind):
-            return False
-        if isinstance(value, str):
-            if self.min_length is not None and len(value) < self.min_length:
-                return False
-            if self.max_length is not None and len(value) > self.max_length:
-                return False
-            if self._regex is not None and self._regex.fullmatch(value) is None:
-                return False
-        if self.kind in (Kind.INT, Kind.NUMBER):
-            if self.minimum is not None and value < self.minimum:
-                return False
-            if self.maximum is not None and value > self.maximum:
-                return False
-        return self.choices is None or value in self.choices
-
-    def describe(self) -> str:
-        """What a valid value looks like, for `params.<name>: expected ...` messages."""
-        if self.expected is not None:
-            text = self.expected
-        elif self.choices is not None:
-            text = "one of " + ", ".join(json.dumps(c) for c in self.choices)
-        else:
-            text = self.kind.value
-            if self.min_length is not None or self.max_length is not None:
-                low = self.min_length if self.min_length is not None else 0
-                high = "" if self.max_length is None else str(self.max_length)
-                text += f" of {low}..{high} characters"
-            if self.pattern is not None:
-                text += f" matching {self.pattern}"
-            if self.minimum is not None or self.maximum is not None:
-                low_s = "" if self.minimum is None else _number_text(self.minimum)
-                high_s = "" if self.maximum is None else _number_text(self.maximum)
-                text += f" in {low_s}..{high_s}"
-        return text + " or null" if self.nullable else text
-
-
-def _number_text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(value)
-
-
-def _has_kind(value: Any, kind: Kind) -> bool:
-    # bool is a subclass of int in Python but not a number in JSON.
-    if kind is Kind.STR:
-        return isinstance(value, str)
-    if kind is Kind.INT:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is Kind.NUMBER:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind is Kind.BOOL:
-        return isinstance(value, bool)
-    if kind is Kind.OBJECT:
-        return isinstance(value, dict)
-    if kind is Kind.ARRAY:
-        return isinstance(value, list)
-    return True
-
-
-SESSION_ID_PATTERN: Final = r"[A-Za-z0-9_-]{1,64}"
-SESSION_ID: Final = Param(
-    Kind.STR, required=True, pattern=SESSION_ID_PATTERN, expected="1-64 characters of A-Za-z0-9_-"
-)
-_SESSION_ID_RE: Final = re.compile(SESSION_ID_PATTERN)
-
-
-def is_session_id(value: object) -> bool:
-    """True for a valid client-chosen session id (PROTOCOL.md section 4)."""
-    return isinstance(value, str) and _SESSION_ID_RE.fullmatch(value) is not None
-
-
-@dataclass(frozen=True, eq=False)
-class ParamSpec:
-    """Declarative schema of a method's by-name params; a `ParamsValidator`.
-
-    Unknown members are rejected unless `allow_extra`, so a misspelt optional field is an
-    error rather than silently ignored.
-    """
-
-    fields: Mapping[str, Param]
-    allow_extra: bool = False
-
-    def __call__(self, params: Params) -> Params:
-        if not self.allow_extra:
-            unknown = sorted(name for name in params if name not in self.fields)
-            if unknown:
-                names = ", ".join(f"params.{_clip(name)}" for name in unknown[:5])
-                more = ", ..." if len(unknown) > 5 else ""
-                field_word = "field" if len(unknown) == 1 else "fields"
-                raise RpcError.invalid_params(f"{names}{more}: unknown {field_word}")
-        for name, spec in self.fields.items():
-            if name not in params:
-                if spec.required:
-                    raise RpcError.invalid_params(f"params.{name}: required")
-                continue
-            if not spec.accepts(params[name]):
-                raise RpcError.invalid_params(f"params.{name}: expected {spec.describe()}")
-        return dict(params)
-
-
-NO_PARAMS: Final = ParamSpec({})
 
 
 # --- method table -----------------------------------------------------------------------------
@@ -487,12 +263,8 @@ def notification(method: str, params: Mapping[str, Any] | list[Any] | None = Non
     return _dumps(message).encode()
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= _CLIP else text[:_CLIP] + "..."
-
-
 def _describe(method: Any) -> str:
-    return repr(_clip(method)) if isinstance(method, str) else "-"
+    return repr(clip(method)) if isinstance(method, str) else "-"
 
 
 # --- dispatcher -------------------------------------------------------------------------------
@@ -626,7 +398,7 @@ class Dispatcher:
             raise RpcError.unauthorized("unauthorized: client has no role")
         method = self._table.get(name)
         if method is None:
-            raise RpcError.method_not_found(f"method not found: {_clip(name)}")
+            raise RpcError.method_not_found(f"method not found: {clip(name)}")
         if origin.transport not in method.transports:
             only = " or ".join(sorted(t.value for t in method.transports))
             raise RpcError.method_not_found(f"method not found: {name} is only served over {only}")
@@ -656,7 +428,7 @@ class Dispatcher:
             origin.client_id,
             origin.transport.value,
             _describe(method),
-            _clip(repr(request_id)),
+            clip(repr(request_id)),
             error.code,
             error.message,
             what,

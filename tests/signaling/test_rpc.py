@@ -13,24 +13,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.signaling.params import NO_PARAMS, SESSION_ID, Kind, Param, ParamSpec
 from agent.signaling.rpc import (
     ID_SCAN_BYTES,
     MAX_BATCH,
-    NO_PARAMS,
-    SESSION_ID,
     CallContext,
     Dispatcher,
     ErrorCode,
-    Kind,
     MethodTable,
     Origin,
-    Param,
     Params,
-    ParamSpec,
     Role,
     RpcError,
     Transport,
-    is_session_id,
     notification,
     peek_id,
 )
@@ -384,7 +379,7 @@ async def test_webrtc_methods_are_mqtt_only_the_rest_served_on_both() -> None:
     assert "result" in await h.send(request("test.viewer", {"session": "a"}), DATACHANNEL)
 
 
-# --- -32602 invalid params --------------------------------------------------------------------
+# --- -32602 invalid params (every ParamSpec rule: tests/signaling/test_params.py) -------------
 
 BAD_SESSION = "params.session: expected 1-64 characters of A-Za-z0-9_-"
 
@@ -393,27 +388,11 @@ BAD_SESSION = "params.session: expected 1-64 characters of A-Za-z0-9_-"
     ("method", "params", "message"),
     [
         ("test.session", {}, "params.session: required"),
-        ("test.session", {"session": ""}, BAD_SESSION),
-        ("test.session", {"session": "a" * 65}, BAD_SESSION),
         ("test.session", {"session": "a b"}, BAD_SESSION),
-        ("test.session", {"session": "a\n"}, BAD_SESSION),
-        ("test.session", {"session": 12}, BAD_SESSION),
-        ("test.session", {"session": None}, BAD_SESSION),
         ("test.session", {"session": "ok", "sesion": "x"}, "params.sesion: unknown field"),
         ("test.async", {"b": 1, "a": 2}, "params.a, params.b: unknown fields"),
         ("test.echo", {"n": 0}, "params.n: expected an integer in 1..100"),
-        ("test.echo", {"n": 101}, "params.n: expected an integer in 1..100"),
-        ("test.echo", {"n": 5.0}, "params.n: expected an integer in 1..100"),
-        ("test.echo", {"n": True}, "params.n: expected an integer in 1..100"),
-        ("test.echo", {"n": "5"}, "params.n: expected an integer in 1..100"),
-        ("test.echo", {"mode": "medium"}, 'params.mode: expected one of "fast", "slow"'),
-        ("test.echo", {"flag": 1}, "params.flag: expected a boolean"),
-        ("test.echo", {"rate": -0.5}, "params.rate: expected a number in 0.."),
-        ("test.echo", {"rate": False}, "params.rate: expected a number in 0.."),
-        ("test.echo", {"text": None}, "params.text: expected a string"),
         ("test.echo", {"candidate": 5}, "params.candidate: expected a string or null"),
-        ("test.echo", {"name": "a"}, "params.name: expected a string of 2..4 characters"),
-        ("test.echo", {"name": "abcde"}, "params.name: expected a string of 2..4 characters"),
         ("test.echo", ["positional"], "params: expected an object (by-name params)"),
     ],
 )
@@ -421,13 +400,6 @@ async def test_invalid_params_names_the_field(method: str, params: Any, message:
     h = Harness()
     assert error_of(await h.send(request(method, params, id="p"))) == ("p", -32602, message)
     assert h.calls == []
-
-
-def test_session_ids() -> None:
-    for good in ("a", "A-z_0-9", "x" * 64):
-        assert is_session_id(good)
-    for bad in ("", "x" * 65, "a\n", "é", "a.b", None, 5):
-        assert not is_session_id(bad)
 
 
 # --- -32603 internal error --------------------------------------------------------------------
