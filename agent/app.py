@@ -44,8 +44,10 @@ from hw.source import StreamSettings, VideoSource
 logger = logging.getLogger(__name__)
 
 CERTIFICATE_FILE = "dtls-certificate.pem"
-# Requests handled at once across all clients; more wait their turn (MQTT keeps them).
+# Requests handled at once across all clients; more wait their turn, up to a bound past
+# which a flood is dropped (and logged) instead of growing memory.
 MAX_CONCURRENT_REQUESTS = 32
+MAX_WAITING_REQUESTS = 512
 # Restart-only config sections: changed over config.set, they apply at the next start.
 LIVE_SECTIONS = {"camera", "access", "telemetry", "logging"}
 LIVE_WEBRTC_KEYS = {"max_viewers", "offer_rate_limit"}
@@ -110,6 +112,8 @@ class Agent:
         self._requests = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
         self._stream_lock = asyncio.Lock()
         self._last_viewers = -1
+        self._waiting_requests = 0
+        self._dropped_requests = 0
         self.offer_limiter = PerKeyLimiter(
             rate=config.webrtc.offer_rate_limit.count / config.webrtc.offer_rate_limit.period,
             burst=config.webrtc.offer_rate_limit.count,
@@ -230,7 +234,7 @@ class Agent:
                 logger.warning("stream change applied but not saved: %s", exc)
             info = self.stream_info()
             self._event("stream.changed", stream=info)
-            self._publish_status()
+            self._publish_status(force=True)
             return info
 
     async def snapshot(self, quality: int) -> tuple[bytes, int, int]:
@@ -298,19 +302,32 @@ class Agent:
     # --- MQTT ----------------------------------------------------------------------------
 
     async def _on_connect(self) -> None:
-        self._last_viewers = -1
-        self._publish_status()
+        self._publish_status(force=True)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         client = topic[len(self._rpc_prefix) :] if topic.startswith(self._rpc_prefix) else ""
         if not client or "/" in client:
             logger.warning("mqtt: ignored a message on unexpected topic %r", topic)
             return
+        if self._waiting_requests >= MAX_WAITING_REQUESTS:
+            self._dropped_requests += 1
+            if self._dropped_requests in (1, 100, 10_000):
+                logger.warning(
+                    "mqtt: %d requests dropped: more than %d waiting (latest from %r)",
+                    self._dropped_requests,
+                    MAX_WAITING_REQUESTS,
+                    client,
+                )
+            return
+        self._waiting_requests += 1
         self._spawn(self._handle_request(client, payload))
 
     async def _handle_request(self, client: str, payload: bytes) -> None:
-        async with self._requests:
-            response = await self.dispatcher.handle(payload, Origin(client, Transport.MQTT))
+        try:
+            async with self._requests:
+                response = await self.dispatcher.handle(payload, Origin(client, Transport.MQTT))
+        finally:
+            self._waiting_requests -= 1
         if response is not None:
             self.mqtt.publish(f"{self._rpc_prefix}{client}/reply", response, qos=1)
         self._publish_status()
@@ -340,9 +357,11 @@ class Agent:
         }
         self._notify(client, "webrtc.candidate", params)
 
-    def _publish_status(self) -> None:
+    def _publish_status(self, *, force: bool = False) -> None:
+        """Retained status: on every (re)connect and change of stream, else when the viewer
+        count changed."""
         viewers = self.sessions.count
-        if viewers == self._last_viewers:
+        if viewers == self._last_viewers and not force:
             return
         self._last_viewers = viewers
         payload = json.dumps(self.status(), separators=(",", ":")).encode()

@@ -40,6 +40,7 @@ SessionKey = tuple[str, str]  # (client id, session id): ids are scoped to their
 # sessions that may have such early candidates: bounded so a client can't fill memory.
 MAX_EARLY_CANDIDATES = 64
 MAX_EARLY_SESSIONS = 256
+MAX_EARLY_SESSIONS_PER_CLIENT = 4
 # How long an offer waits for the camera's first keyframe (the stream's SPS says which H.264
 # profile to answer with).
 STREAM_WAIT = 10.0
@@ -146,17 +147,25 @@ class SessionManager:
         key = (client, session)
         entry = self._sessions.get(key)
         if entry is None or entry.driver is None:
-            early = self._early.get(key)
-            if early is None:
-                if len(self._early) >= MAX_EARLY_SESSIONS:
-                    raise UnknownSessionError(f"unknown session {session!r}")
-                early = self._early[key] = []
-            if len(early) < MAX_EARLY_CANDIDATES:
-                early.append(candidate)
+            self._keep_early(key, candidate)
             return
         if mid is not None and entry.transport_mid is not None and mid != entry.transport_mid:
             return  # a candidate for a transport BUNDLE discarded
         await entry.ice.add_remote_candidate(candidate)
+
+    def _keep_early(self, key: SessionKey, candidate: str | None) -> None:
+        early = self._early.get(key)
+        if early is None:
+            # Bounded per client and in all: the oldest waiting session makes room, so no
+            # client can lock the others out by trickling for offers it never sends.
+            own = [k for k in self._early if k[0] == key[0]]
+            if len(own) >= MAX_EARLY_SESSIONS_PER_CLIENT:
+                del self._early[own[0]]
+            elif len(self._early) >= MAX_EARLY_SESSIONS:
+                del self._early[next(iter(self._early))]
+            early = self._early[key] = []
+        if len(early) < MAX_EARLY_CANDIDATES:
+            early.append(candidate)
 
     async def close(self, client: str, session: str, reason: str = "closed by client") -> None:
         key = (client, session)
@@ -361,4 +370,3 @@ class SessionManager:
             self._on_state(entry.client, entry.session, state, reason)
         except Exception:
             logger.exception("session state callback failed")
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import aioice.ice
 import pytest
 
 from agent.rtc.dtls import SrtpProfile
@@ -88,3 +89,23 @@ async def test_ten_viewers_and_a_dead_one_does_not_slow_the_others() -> None:
             assert stack.fanout.stats.sink_errors == 0
         finally:
             await asyncio.gather(*(v.close() for v in viewers))
+
+
+async def test_a_vanished_viewer_is_dropped_when_consent_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # RFC 7675 consent checks every 5 s; shortened so expiry takes about a second here.
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.1)
+    async with running_stack() as stack:
+        viewer = AiortcViewer()
+        try:
+            answer = await stack.manager.offer("viewer-1", "s1", await viewer.offer())
+            await viewer.accept(answer)
+            await viewer.wait_frames(5)
+            viewer.kill_socket()
+            await stack.wait_state("viewer-1", "s1", "failed")
+            failed = [s for s in stack.states if s[2] == "failed"]
+            assert failed == [("viewer-1", "s1", "failed", "ice connection lost (no consent)")]
+            assert stack.manager.count == 0 and stack.fanout.sink_count == 0
+        finally:
+            await viewer.close()
