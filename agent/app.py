@@ -292,6 +292,7 @@ class Agent:
         except ValueError as exc:
             raise StreamChangeError(str(exc)) from None
         await asyncio.to_thread(self.feed.stop)
+        self.fanout.new_stream()
         self.source = source
         self.feed = CameraFeed(source, self.fanout)
         self.feed.start()

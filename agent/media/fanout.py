@@ -102,6 +102,16 @@ class FanOut:
         if sink in self._waiting:
             self._waiting.remove(sink)
 
+    def new_stream(self) -> None:
+        """The camera restarted with other settings: forget the old stream's SPS and GOP.
+
+        Viewers stay; the new source's first frame is an IDR with the new SPS.
+        """
+        self.sps = None
+        self.stream_ready.clear()
+        self._gop = []
+        self._gop_bytes = 0
+
     def cached_access_units(self) -> list[bytes]:
         """The cached GOP as Annex-B access units, IDR first (empty before a keyframe)."""
         return [frame.data for frame in self._gop]

@@ -83,3 +83,25 @@ async def test_per_offer_ice_servers_are_validated(broker: MosquittoBroker, agen
             await client.wait_state("t", "connected")
         finally:
             await viewer.close()
+
+
+async def test_resolution_change_reaches_a_live_viewer(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with RpcClient(broker, "ops-1") as ops:
+        viewer = AiortcViewer()
+        try:
+            result = await ops.call("webrtc.offer", {"session": "s", "sdp": await viewer.offer()})
+            await viewer.accept(result["sdp"])
+            await viewer.wait_frames(5)
+            stream = await ops.call("stream.set", {"width": 480, "height": 272, "framerate": 15})
+            assert (stream["framerate"], stream["bitrate"]) == (15, 500_000)
+            before = viewer.frames
+            await viewer.wait_frames(before + 20)
+            assert (480, 272) in viewer.sizes
+            info = await ops.call("stream.get")
+            assert (info["width"], info["height"]) == (480, 272)
+            odd = await ops.request("stream.set", {"width": 481})
+            assert odd["error"]["code"] == -32602 and "params.width" in odd["error"]["message"]
+        finally:
+            await viewer.close()

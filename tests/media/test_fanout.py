@@ -137,3 +137,15 @@ def test_garbage_access_units_are_dropped_not_raised() -> None:
     fanout.push(EncodedFrame(b"\x00\x00\x01\x67\x42", 6000, True), 0.2)  # truncated SPS
     assert len(sink.frames) == 2  # the GOP replay, and the 'keyframe' that still packetized
     assert fanout.sps is not None and fanout.sps.width == 320  # the last good SPS stays
+
+
+def test_a_new_stream_forgets_the_old_sps_and_gop() -> None:
+    camera = Camera()
+    fanout = FanOut(camera.request_keyframe)
+    fanout.push(IDR, 0.0)
+    fanout.new_stream()
+    assert fanout.sps is None and not fanout.stream_ready.is_set()
+    assert fanout.cached_access_units() == []
+    sink = Sink()
+    fanout.add(sink, 1.0)  # waits for the new stream's first IDR
+    assert sink.frames == [] and camera.requests == 1
