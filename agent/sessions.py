@@ -127,15 +127,18 @@ class SessionManager:
         ice = IceTransport(
             addresses=self._ice_addresses or usable_host_addresses(),
             servers=ice_servers if ice_servers is not None else self._ice_servers,
-            on_candidate=lambda c: self._local_candidate(key, c),
+            # Called only once gathering starts, after `entry` below exists.
+            on_candidate=lambda c: self._local_candidate(entry, c),
         )
         entry = _Session(client, session, self._loop.time(), ice)
         self._sessions[key] = entry
         try:
             answer_sdp = await self._negotiate(entry, offer, profile_level_id)
         except BaseException:
-            self._sessions.pop(key, None)
-            self._early.pop(key, None)
+            # Only our own entry: a second offer for this id may have replaced it meanwhile.
+            if self._sessions.get(key) is entry:
+                del self._sessions[key]
+                self._early.pop(key, None)
             await ice.close()
             raise
         return answer_sdp
@@ -292,13 +295,13 @@ class SessionManager:
             srtp_profiles=self._srtp_profiles,
             name=f"session {entry.client}/{entry.session}",
         )
-        entry.driver = PeerDriver(peer, ice, lambda event: self._peer_event(key, event))
+        entry.driver = PeerDriver(peer, ice, lambda event: self._peer_event(entry, event))
         entry.driver.start()
         entry.answered = True
         self._set_state(entry, "connecting", None)
         # Report trickled local candidates only after the answer is out, so no viewer
         # gets a candidate for a session it has no answer for.
-        self._loop.call_soon(self._release_candidates, key)
+        self._loop.call_soon(self._release_candidates, entry)
         return answer.sdp
 
     async def _add_remote(self, entry: _Session, candidate: str | None) -> None:
@@ -307,26 +310,25 @@ class SessionManager:
         except ValueError as exc:
             logger.warning("session %s/%s: %s", entry.client, entry.session, exc)
 
-    def _local_candidate(self, key: SessionKey, candidate: str | None) -> None:
-        entry = self._sessions.get(key)
-        if entry is None:
+    def _local_candidate(self, entry: _Session, candidate: str | None) -> None:
+        if self._sessions.get((entry.client, entry.session)) is not entry:
             return
         if entry.answered:
             self._on_candidate(entry.client, entry.session, candidate)
         else:
             entry.held_candidates.append(candidate)
 
-    def _release_candidates(self, key: SessionKey) -> None:
-        entry = self._sessions.get(key)
-        if entry is None:
+    def _release_candidates(self, entry: _Session) -> None:
+        if self._sessions.get((entry.client, entry.session)) is not entry:
             return
         held, entry.held_candidates = entry.held_candidates, []
         for candidate in held:
             self._on_candidate(entry.client, entry.session, candidate)
 
-    def _peer_event(self, key: SessionKey, event: PeerEvent) -> None:
-        entry = self._sessions.get(key)
-        if entry is None or entry.driver is None:
+    def _peer_event(self, entry: _Session, event: PeerEvent) -> None:
+        key = (entry.client, entry.session)
+        # Events of a session that was closed or replaced change nothing any more.
+        if self._sessions.get(key) is not entry or entry.driver is None:
             return
         now = self._loop.time()
         if isinstance(event, PeerConnected):

@@ -109,3 +109,26 @@ async def test_a_vanished_viewer_is_dropped_when_consent_expires(
             assert stack.manager.count == 0 and stack.fanout.sink_count == 0
         finally:
             await viewer.close()
+
+
+async def test_two_offers_racing_for_one_session_id_leave_one_working_session() -> None:
+    async with running_stack() as stack:
+        first, second = AiortcViewer(), AiortcViewer()
+        try:
+            offers = [await first.offer(), await second.offer()]
+            results = await asyncio.gather(
+                *(stack.manager.offer("viewer-1", "s", sdp) for sdp in offers),
+                return_exceptions=True,
+            )
+            answers = [r for r in results if isinstance(r, str)]
+            assert answers, results
+            assert stack.manager.count == 1
+            # The session that survived is the one whose answer is played.
+            winner = second if isinstance(results[1], str) else first
+            await winner.accept(answers[-1])
+            await stack.wait_state("viewer-1", "s", "connected")
+            await winner.wait_frames(10)
+            assert stack.manager.count == 1
+        finally:
+            await first.close()
+            await second.close()
