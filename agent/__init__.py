@@ -1,2 +1,3 @@
 """edgecam: camera agent for edge devices."""
+
 __version__ = "0.1.0"

@@ -21,6 +21,7 @@ from typing import Any
 
 from agent import __version__
 from agent.config import (
+    CameraConfig,
     Config,
     apply_patch,
     parse_ice_url,
@@ -114,11 +115,7 @@ class Agent:
         self._last_viewers = -1
         self._waiting_requests = 0
         self._dropped_requests = 0
-        self.offer_limiter = PerKeyLimiter(
-            rate=config.webrtc.offer_rate_limit.count / config.webrtc.offer_rate_limit.period,
-            burst=config.webrtc.offer_rate_limit.count,
-            max_keys=4096,
-        )
+        self.offer_limiter = _offer_limiter(config)
         self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.certificate = Certificate.load_or_create(self._state_dir / CERTIFICATE_FILE)
         self.source = self._open_source(config)
@@ -219,23 +216,27 @@ class Agent:
 
     async def set_stream(self, changes: dict[str, Any]) -> dict[str, Any]:
         async with self._stream_lock:
-            camera = self.config.camera
-            wanted = replace(camera, **changes)
-            if wanted == camera:
+            wanted = replace(self.config.camera, **changes)
+            if wanted == self.config.camera:
                 return self.stream_info()
-            if set(changes) == {"bitrate"}:
-                self.source.set_bitrate(changes["bitrate"])
-            else:
-                await self._restart_camera(wanted)
-            self.config = replace(self.config, camera=wanted)
+            await self._apply_camera(wanted)
             try:
                 save_overrides(self._state_dir, {"camera": changes})
             except (OSError, ValueError) as exc:
                 logger.warning("stream change applied but not saved: %s", exc)
-            info = self.stream_info()
-            self._event("stream.changed", stream=info)
-            self._publish_status(force=True)
-            return info
+            return self.stream_info()
+
+    async def _apply_camera(self, wanted: CameraConfig) -> None:
+        """Make the camera run with ``wanted``: a bitrate alone changes live, anything else
+        restarts the source. StreamChangeError leaves the old camera running."""
+        current = self.config.camera
+        if replace(current, bitrate=wanted.bitrate) == wanted:
+            self.source.set_bitrate(wanted.bitrate)
+        else:
+            await self._restart_camera(wanted)
+        self.config = replace(self.config, camera=wanted)
+        self._event("stream.changed", stream=self.stream_info())
+        self._publish_status(force=True)
 
     async def snapshot(self, quality: int) -> tuple[bytes, int, int]:
         units = self.fanout.cached_access_units()
@@ -248,20 +249,16 @@ class Agent:
         return redacted(self.config)
 
     async def apply_config(self, patch: dict[str, Any]) -> dict[str, Any]:
+        """Validate, apply what can be applied live, and only then save for the next start:
+        a change the device cannot carry out must never be left on disk to fail the boot."""
         new = apply_patch(self.config, patch)  # ConfigError (ValueError) names the key
+        ice_servers_from(new.webrtc.ice_servers)  # ValueError: refused before anything changes
+        if new.camera != self.config.camera:
+            async with self._stream_lock:
+                await self._apply_camera(new.camera)  # StreamChangeError: nothing saved
         save_overrides(self._state_dir, patch)
-        old = self.config
-        if new.camera != old.camera:
-            changes = {
-                k: getattr(new.camera, k)
-                for k in ("bitrate", "framerate", "width", "height")
-                if getattr(new.camera, k) != getattr(old.camera, k)
-            }
-            if new.camera.source != old.camera.source or new.camera.path != old.camera.path:
-                async with self._stream_lock:
-                    await self._restart_camera(new.camera)
-            elif changes:
-                await self.set_stream(changes)
+        if new.webrtc.offer_rate_limit != self.config.webrtc.offer_rate_limit:
+            self.offer_limiter = _offer_limiter(new)
         self.config = new
         self.sessions.max_viewers = new.webrtc.max_viewers
         restart = sorted(
@@ -286,7 +283,7 @@ class Agent:
         settings = StreamSettings(camera.width, camera.height, camera.framerate, camera.bitrate)
         return open_source(camera.source, path=camera.path, settings=settings)
 
-    async def _restart_camera(self, camera: Any) -> None:
+    async def _restart_camera(self, camera: CameraConfig) -> None:
         try:
             source = self._open_source(replace(self.config, camera=camera))
         except ValueError as exc:
@@ -419,6 +416,11 @@ class Agent:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("agent task failed", exc_info=task.exception())
+
+
+def _offer_limiter(config: Config) -> PerKeyLimiter:
+    limit = config.webrtc.offer_rate_limit
+    return PerKeyLimiter(rate=limit.count / limit.period, burst=limit.count, max_keys=4096)
 
 
 def _sd_notify(message: str) -> None:

@@ -24,9 +24,9 @@ from agent.rtc.peer import PeerSession, PeerState, VideoSendParams
 from hw.frame import EncodedFrame
 
 
-def encode_test_pattern(width: int, height: int, fps: int, seconds: float, bitrate: int) -> list[
-    EncodedFrame
-]:
+def encode_test_pattern(
+    width: int, height: int, fps: int, seconds: float, bitrate: int
+) -> list[EncodedFrame]:
     """Constrained-baseline access units of FFmpeg's testsrc2, IDR every 2 s."""
     source = av.open(f"testsrc2=size={width}x{height}:rate={fps}", format="lavfi")
     encoder = av.CodecContext.create("libx264", "w")

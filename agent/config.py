@@ -365,9 +365,12 @@ def _ice_urls(v: object) -> tuple[str, ...]:
         raise Bad("needs at least one URL")
     for i, url in enumerate(urls):
         try:
-            parse_ice_url(url)
+            parsed = parse_ice_url(url)
         except ValueError as e:
             raise Bad(str(e), (i,)) from None
+        if parsed.scheme == "stuns":
+            # aioice speaks STUN over UDP only; refusing here beats failing at start.
+            raise Bad("stuns: (STUN over TLS) is not supported; use stun:", (i,))
     return urls
 
 

@@ -41,6 +41,9 @@ SessionKey = tuple[str, str]  # (client id, session id): ids are scoped to their
 MAX_EARLY_CANDIDATES = 64
 MAX_EARLY_SESSIONS = 256
 MAX_EARLY_SESSIONS_PER_CLIENT = 4
+# Remote candidates one session may give (in the offer and trickled): a browser gives a
+# handful; aioice re-sorts its check list on each, so a flood would cost the shared loop.
+MAX_REMOTE_CANDIDATES = 64
 # How long an offer waits for the camera's first keyframe (the stream's SPS says which H.264
 # profile to answer with).
 STREAM_WAIT = 10.0
@@ -74,6 +77,11 @@ class _Session:
     answered: bool = False
     # Local candidates found before the answer went out are in it; the rest wait here.
     held_candidates: list[str | None] = field(default_factory=list)
+    # Remote candidates go to ICE from one task per session, in order: resolving an mDNS
+    # name takes up to a second and must hold neither the request nor other sessions.
+    remote: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    remote_count: int = 0
+    feeder: asyncio.Task[None] | None = None
 
 
 class SessionManager:
@@ -108,6 +116,7 @@ class SessionManager:
         self._early: dict[SessionKey, list[str | None]] = {}
         self._loop = asyncio.get_running_loop()
         self.on_application_data: Callable[[str, str, bytes], None] | None = None
+        self.closing = False
 
     # --- the API signalling calls --------------------------------------------------------
 
@@ -116,13 +125,16 @@ class SessionManager:
     ) -> str:
         """Answer an offer and start the session; raises NegotiationError, BusyError, ..."""
         key = (client, session)
-        if key in self._sessions:
-            # No renegotiation: a second offer for a session id replaces the session.
-            await self.close(client, session, "replaced by a new offer")
-        if len(self._sessions) >= self.max_viewers:
-            raise BusyError(f"viewer limit reached ({self.max_viewers})")
         offer = Offer.parse(sdp)
         profile_level_id = await self._stream_profile() if offer.video is not None else "42e01f"
+        # No renegotiation: a second offer for a session id replaces the session. Every
+        # await comes before the checks below, so nothing slips in between check and entry.
+        while key in self._sessions:
+            await self.close(client, session, "replaced by a new offer")
+        if self.closing:
+            raise BusyError("device shutting down")
+        if len(self._sessions) >= self.max_viewers:
+            raise BusyError(f"viewer limit reached ({self.max_viewers})")
 
         ice = IceTransport(
             addresses=self._ice_addresses or usable_host_addresses(),
@@ -132,14 +144,21 @@ class SessionManager:
         )
         entry = _Session(client, session, self._loop.time(), ice)
         self._sessions[key] = entry
+        for early in self._early.pop(key, []):
+            self._queue_remote(entry, early)
         try:
             answer_sdp = await self._negotiate(entry, offer, profile_level_id)
-        except BaseException:
-            # Only our own entry: a second offer for this id may have replaced it meanwhile.
-            if self._sessions.get(key) is entry:
+        except BaseException as exc:
+            replaced = self._sessions.get(key) is not entry
+            if not replaced:
                 del self._sessions[key]
-                self._early.pop(key, None)
-            await ice.close()
+            await self._discard(entry)
+            if replaced or isinstance(exc, ConnectionError | asyncio.CancelledError):
+                if isinstance(exc, asyncio.CancelledError) and _really_cancelled():
+                    raise
+                raise UnknownSessionError(
+                    f"session {session!r} was closed while its offer was being answered"
+                ) from None
             raise
         return answer_sdp
 
@@ -149,12 +168,25 @@ class SessionManager:
         """A trickled remote candidate (None: end of candidates); kept if the offer is early."""
         key = (client, session)
         entry = self._sessions.get(key)
-        if entry is None or entry.driver is None:
+        if entry is None:
             self._keep_early(key, candidate)
             return
         if mid is not None and entry.transport_mid is not None and mid != entry.transport_mid:
             return  # a candidate for a transport BUNDLE discarded
-        await entry.ice.add_remote_candidate(candidate)
+        self._queue_remote(entry, candidate)
+
+    def _queue_remote(self, entry: _Session, candidate: str | None) -> None:
+        if candidate is not None:
+            if entry.remote_count >= MAX_REMOTE_CANDIDATES:
+                raise ValueError(f"more than {MAX_REMOTE_CANDIDATES} candidates for a session")
+            entry.remote_count += 1
+        entry.remote.put_nowait(candidate)
+
+    async def _feed_remote(self, entry: _Session, first: list[str | None]) -> None:
+        for candidate in first:
+            await self._add_remote(entry, candidate)
+        while True:
+            await self._add_remote(entry, await entry.remote.get())
 
     def _keep_early(self, key: SessionKey, candidate: str | None) -> None:
         early = self._early.get(key)
@@ -179,6 +211,8 @@ class SessionManager:
         await self._teardown(entry, "closed", reason)
 
     async def close_all(self, reason: str = "device shutting down") -> None:
+        """Close every session; offers still being answered are refused from now on."""
+        self.closing = True
         entries = list(self._sessions.values())
         self._sessions.clear()
         await asyncio.gather(*(self._teardown(e, "closed", reason) for e in entries))
@@ -242,7 +276,6 @@ class SessionManager:
         return sps.profile_level_id
 
     async def _negotiate(self, entry: _Session, offer: Offer, profile_level_id: str) -> str:
-        key = (entry.client, entry.session)
         ice = entry.ice
         host_candidates = await ice.start_gathering()
         ssrc = secrets.randbits(32)
@@ -274,14 +307,14 @@ class SessionManager:
             # as PROTOCOL.md promises every viewer a final null candidate.
             entry.held_candidates = [None]
         ice.set_remote_credentials(offer.ice_ufrag, offer.ice_pwd)
-        # Candidates trickled before the offer came first; the offer's end-of-candidates,
-        # if any, closes the list after them.
-        for candidate in answer.remote_candidates:
-            await self._add_remote(entry, candidate)
-        for early in self._early.pop(key, []):
-            await self._add_remote(entry, early)
+        # The offer's candidates go first, then those trickled before and during this
+        # negotiation (already queued); the offer's end-of-candidates closes the list after
+        # them.
+        first: list[str | None] = list(answer.remote_candidates[:MAX_REMOTE_CANDIDATES])
+        entry.remote_count += len(first)
         if answer.remote_end_of_candidates:
-            await self._add_remote(entry, None)
+            entry.remote.put_nowait(None)
+        entry.feeder = self._loop.create_task(self._feed_remote(entry, first))
 
         video = None
         if answer.h264 is not None and answer.send_video:
@@ -307,8 +340,8 @@ class SessionManager:
     async def _add_remote(self, entry: _Session, candidate: str | None) -> None:
         try:
             await entry.ice.add_remote_candidate(candidate)
-        except ValueError as exc:
-            logger.warning("session %s/%s: %s", entry.client, entry.session, exc)
+        except Exception as exc:  # a bad candidate costs this candidate, nothing more
+            logger.warning("session %s/%s: candidate dropped: %s", entry.client, entry.session, exc)
 
     def _local_candidate(self, entry: _Session, candidate: str | None) -> None:
         if self._sessions.get((entry.client, entry.session)) is not entry:
@@ -341,12 +374,21 @@ class SessionManager:
             if self.on_application_data is not None:
                 self.on_application_data(entry.client, entry.session, event.data)
         elif isinstance(event, PeerFailed | PeerClosed):
+            if entry.feeder is not None:
+                entry.feeder.cancel()
             self.fanout.remove(entry.driver)
             self._sessions.pop(key, None)
             state = "failed" if isinstance(event, PeerFailed) else "closed"
             self._set_state(entry, state, event.reason)
 
     async def _teardown(self, entry: _Session, state: str, reason: str) -> None:
+        await self._discard(entry, reason)
+        self._set_state(entry, state, reason)
+
+    async def _discard(self, entry: _Session, reason: str = "closed") -> None:
+        """Stop everything the session holds: candidate feeder, peer, ICE sockets."""
+        if entry.feeder is not None:
+            entry.feeder.cancel()
         if entry.driver is not None:
             self.fanout.remove(entry.driver)
             with contextlib.suppress(Exception):
@@ -354,7 +396,6 @@ class SessionManager:
         else:
             with contextlib.suppress(Exception):
                 await entry.ice.close()
-        self._set_state(entry, state, reason)
 
     def _set_state(self, entry: _Session, state: str, reason: str | None) -> None:
         if entry.state == state or entry.state in ("failed", "closed"):
@@ -372,3 +413,9 @@ class SessionManager:
             self._on_state(entry.client, entry.session, state, reason)
         except Exception:
             logger.exception("session state callback failed")
+
+
+def _really_cancelled() -> bool:
+    """Whether the running task itself is being cancelled (not just something it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.control.api import Device
+from agent.control.api import Device, StreamChangeError
 from agent.sessions import UnknownSessionError
 from agent.signaling.params import NO_PARAMS, SESSION_ID, Kind, Param, ParamSpec
 from agent.signaling.rpc import CallContext, MethodTable, Role, RpcError
@@ -35,6 +35,8 @@ def register(table: MethodTable, device: Device) -> None:
             return await device.apply_config(params)
         except ValueError as exc:
             raise RpcError.invalid_params(str(exc)) from None
+        except StreamChangeError as exc:
+            raise RpcError.camera_unavailable(str(exc)) from None
 
     table.register("session.list", session_list, min_role=Role.OPERATOR, params=NO_PARAMS)
     table.register("session.close", session_close, min_role=Role.VIEWER, params=CLOSE_PARAMS)

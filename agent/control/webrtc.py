@@ -37,6 +37,10 @@ def register(table: MethodTable, device: Device) -> None:
             raise RpcError.rate_limited("too many offers; try again shortly")
         servers = None
         if params.get("ice_servers") is not None:
+            # Servers the device connects to on a client's word: an operator's decision, or
+            # any viewer could make the device probe hosts on its own network.
+            if ctx.role < Role.OPERATOR:
+                raise RpcError.unauthorized("params.ice_servers needs role operator")
             try:
                 servers = device.ice_servers_from(params["ice_servers"])
             except ValueError as exc:
@@ -51,6 +55,8 @@ def register(table: MethodTable, device: Device) -> None:
             raise RpcError.busy(str(exc)) from None
         except CameraUnavailableError as exc:
             raise RpcError.camera_unavailable(str(exc)) from None
+        except UnknownSessionError as exc:
+            raise RpcError.unknown_session(str(exc)) from None
         return {"session": params["session"], "sdp": answer}
 
     async def candidate(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 # Datagrams queued for a relayed pair before the oldest are dropped: a viewer behind a
 # congested TURN server must not grow the device's memory.
 MAX_QUEUED = 2048
+# From the answer to a working candidate pair (gathering included); browsers give up
+# after about 30 s as well.
+ICE_CONNECT_TIMEOUT = 30.0
 
 
 class PeerDriver:
@@ -60,12 +63,19 @@ class PeerDriver:
 
     async def _run(self) -> None:
         try:
-            await self.ice.connect()
+            async with asyncio.timeout(ICE_CONNECT_TIMEOUT):
+                await self.ice.connect()
         except ConnectionError as exc:
             self._end(PeerFailed(f"ice failed: {exc}"))
             return
-        except asyncio.CancelledError:
-            raise
+        except TimeoutError:
+            # aioice only gives up after the viewer's end-of-candidates, which a closed tab
+            # or a hostile client never sends: without this the session would hold its
+            # viewer slot and sockets forever.
+            self._end(
+                PeerFailed(f"ice timeout: no candidate pair within {ICE_CONNECT_TIMEOUT:g} s")
+            )
+            return
         self._send_now = self.ice.sender()
         if self._send_now is None:
             self._tasks.append(self._loop.create_task(self._writer(), name=f"{self.peer.name}-tx"))

@@ -129,22 +129,29 @@ class _TricklingConnection(aioice.Connection):
         pending: set[asyncio.Task[tuple[aioice.Candidate, aioice_ice.StunProtocol | None]]]
         pending = set(tasks)
         deadline = loop.time() + GATHER_TIMEOUT
-        while pending:
-            done, pending = await asyncio.wait(
-                pending,
-                timeout=max(0.0, deadline - loop.time()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if not done:
-                break
-            for task in done:
-                if (error := task.exception()) is not None:
-                    logger.warning("ice: a STUN/TURN server gave no candidate: %s", error)
-                    continue
-                candidate, relay_protocol = task.result()
-                self._add_gathered(candidate, relay_protocol)
-        for task in pending:
-            task.cancel()
+        try:
+            while pending:
+                done, pending = await asyncio.wait(
+                    pending,
+                    timeout=max(0.0, deadline - loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    break
+                for task in done:
+                    if (error := task.exception()) is not None:
+                        logger.warning("ice: a STUN/TURN server gave no candidate: %s", error)
+                        continue
+                    candidate, relay_protocol = task.result()
+                    self._add_gathered(candidate, relay_protocol)
+        finally:
+            # Also when the session closes mid-gathering: a TURN allocation that completes
+            # unseen would otherwise live on, refreshed by aioice, with nobody to close it.
+            for task in pending:
+                task.cancel()
+            for outcome in await asyncio.gather(*pending, return_exceptions=True):
+                if isinstance(outcome, tuple) and outcome[1] is not None:
+                    await outcome[1].close()
         self._local_candidates_end = True
         self._edgecam_on_candidate(None)
 
@@ -206,8 +213,11 @@ class IceTransport:
         host_wait = asyncio.create_task(self._conn.host_gathered.wait())
         await asyncio.wait({self._gather_task, host_wait}, return_when=asyncio.FIRST_COMPLETED)
         host_wait.cancel()
-        if self._gather_task.done() and self._gather_task.exception() is not None:
-            raise ConnectionError(f"ice gathering failed: {self._gather_task.exception()}")
+        if self._gather_task.done():
+            if self._gather_task.cancelled():
+                raise ConnectionError("ice closed while gathering")
+            if (error := self._gather_task.exception()) is not None:
+                raise ConnectionError(f"ice gathering failed: {error}")
         return list(self._gathered)
 
     def _candidate_found(self, candidate: str | None) -> None:
@@ -233,6 +243,9 @@ class IceTransport:
             raise ValueError(f"bad ICE candidate: {exc or text!r}") from exc
         if parsed.component != 1:
             return  # rtcp-mux: component 2 candidates are never used
+        if not 1 <= parsed.port <= 65535:
+            # asyncio's sendto would raise for it and close the session's socket.
+            raise ValueError(f"bad ICE candidate: port {parsed.port} out of range")
         await self._conn.add_remote_candidate(parsed)
 
     async def connect(self) -> None:
@@ -274,6 +287,9 @@ class IceTransport:
         return data
 
     async def close(self) -> None:
-        if self._gather_task is not None and not self._gather_task.done():
-            self._gather_task.cancel()
+        task = self._gather_task
+        if task is not None and not task.done():
+            task.cancel()
+            # Let gathering release what it allocated before the connection closes the rest.
+            await asyncio.gather(task, return_exceptions=True)
         await self._conn.close()

@@ -88,7 +88,12 @@ class ReportBlock:
             raise ValueError("RTCP report block loss fields out of range")
         lost_word = self.fraction_lost << 24 | self.cumulative_lost & 0xFFFFFF
         return _pack(
-            _REPORT_BLOCK, self.ssrc, lost_word, self.highest_sequence, self.jitter, self.lsr,
+            _REPORT_BLOCK,
+            self.ssrc,
+            lost_word,
+            self.highest_sequence,
+            self.jitter,
+            self.lsr,
             self.dlsr,
         )
 
@@ -126,7 +131,11 @@ class SenderReport(_Rtcp):
     def serialize(self) -> bytes:
         """The SR packet bytes."""
         body = _pack(
-            _SENDER_INFO, self.ssrc, self.ntp_timestamp, self.rtp_timestamp, self.packet_count,
+            _SENDER_INFO,
+            self.ssrc,
+            self.ntp_timestamp,
+            self.rtp_timestamp,
+            self.packet_count,
             self.octet_count,
         )
         body += b"".join(block.serialize() for block in self.reports)
@@ -406,8 +415,16 @@ class UnknownRtcp(_Rtcp):
 
 
 RtcpPacket: TypeAlias = (
-    SenderReport | ReceiverReport | SourceDescription | Bye | PictureLossIndication
-    | FullIntraRequest | GenericNack | Remb | TransportWideCC | UnknownRtcp
+    SenderReport
+    | ReceiverReport
+    | SourceDescription
+    | Bye
+    | PictureLossIndication
+    | FullIntraRequest
+    | GenericNack
+    | Remb
+    | TransportWideCC
+    | UnknownRtcp
 )
 
 

@@ -112,8 +112,12 @@ class TransportWideCC(_Rtcp):
                 raise ValueError(f"RTCP TWCC small delta {delta} out of range")
             deltas += bytes((delta,)) if status == TWCC_SMALL_DELTA else _pack(_I16, delta)
         body = _pack(
-            _TWCC_FIXED, self.sender_ssrc, self.media_ssrc, self.base_sequence,
-            len(self.statuses), self.reference_time << 8 | self.feedback_count,
+            _TWCC_FIXED,
+            self.sender_ssrc,
+            self.media_ssrc,
+            self.base_sequence,
+            len(self.statuses),
+            self.reference_time << 8 | self.feedback_count,
         )
         body += b"".join(_U16.pack(chunk) for chunk in _encode_chunks(self.statuses))
         return _packet(FMT_TWCC, PT_RTPFB, body + deltas)

@@ -201,15 +201,22 @@ class MqttClient:
             info = self._paho.publish(topic, payload, qos, retain)
             if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return True
-            logger.debug("mqtt %s: publish on %s dropped: %s", self._endpoint, topic,
-                         paho.error_string(info.rc))
+            logger.debug(
+                "mqtt %s: publish on %s dropped: %s",
+                self._endpoint,
+                topic,
+                paho.error_string(info.rc),
+            )
             return False
         if qos == 0 or self._state in (MqttState.STOPPING, MqttState.STOPPED):
             return False
         if len(self._queue) >= QUEUE_LIMIT:
             if self._dropped == 0:
-                logger.warning("mqtt %s: offline queue full (%d messages): dropping new ones",
-                               self._endpoint, QUEUE_LIMIT)
+                logger.warning(
+                    "mqtt %s: offline queue full (%d messages): dropping new ones",
+                    self._endpoint,
+                    QUEUE_LIMIT,
+                )
             self._dropped += 1
             return False
         self._queue.append((topic, bytes(payload), qos, retain))
@@ -231,8 +238,9 @@ class MqttClient:
             await self._disconnect()
             self._connection_ended("stopped")
         elif final:
-            logger.warning("mqtt %s: not connected, %d final message(s) dropped",
-                           self._endpoint, len(final))
+            logger.warning(
+                "mqtt %s: not connected, %d final message(s) dropped", self._endpoint, len(final)
+            )
         self._lost_event.set()
         if self._task is not None:
             task = self._task
@@ -245,16 +253,20 @@ class MqttClient:
                     await task
         self._close_socket()
         self._queue.clear()
-        self._set_state(MqttState.STOPPED, "clean DISCONNECT" if was_connected
-                        else "was not connected", logging.INFO)
+        self._set_state(
+            MqttState.STOPPED,
+            "clean DISCONNECT" if was_connected else "was not connected",
+            logging.INFO,
+        )
 
     # ---------------------------------------------------------------- state
 
     def _set_state(self, new: MqttState, reason: str, level: int = logging.DEBUG) -> None:
         old, self._state = self._state, new
         if old is not new:
-            logger.log(level, "mqtt %s: %s -> %s (%s)", self._endpoint, old.value, new.value,
-                       reason)
+            logger.log(
+                level, "mqtt %s: %s -> %s (%s)", self._endpoint, old.value, new.value, reason
+            )
 
     # ---------------------------------------------------------------- paho object
 
@@ -295,8 +307,9 @@ class MqttClient:
         kwargs: dict[str, Any] = {}
         if self._protocol == MQTTProtocolVersion.MQTTv5:
             kwargs["clean_start"] = True
-        rc = client.connect(self._endpoint.host, self._endpoint.port,
-                            keepalive=self._settings.keepalive, **kwargs)
+        rc = client.connect(
+            self._endpoint.host, self._endpoint.port, keepalive=self._settings.keepalive, **kwargs
+        )
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise ConnectionError(paho.error_string(rc))
 
@@ -390,8 +403,9 @@ class MqttClient:
             return f"broker refused the connection: {outcome}"
 
         self._confirmed = True
-        self._set_state(MqttState.CONNECTED, f"MQTT {self.protocol} as {self._settings.client_id}",
-                        logging.INFO)
+        self._set_state(
+            MqttState.CONNECTED, f"MQTT {self.protocol} as {self._settings.client_id}", logging.INFO
+        )
         self._connected_event.set()
         if self._subscriptions:
             self._paho.subscribe(list(self._subscriptions.items()))
@@ -406,8 +420,14 @@ class MqttClient:
         self._paho = self._new_paho()
         level = logging.DEBUG if self._switches else logging.INFO
         self._switches += 1
-        logger.log(level, "mqtt %s: MQTT %s failed (%s): trying MQTT %s", self._endpoint, old,
-                   reason, self.protocol)
+        logger.log(
+            level,
+            "mqtt %s: MQTT %s failed (%s): trying MQTT %s",
+            self._endpoint,
+            old,
+            reason,
+            self.protocol,
+        )
 
     def _abandon(self, client: paho.Client, done: asyncio.Future[None]) -> None:
         if done.cancelled() or done.exception() is not None:
@@ -418,8 +438,11 @@ class MqttClient:
 
     def _flush_queue(self) -> None:
         if self._dropped:
-            logger.warning("mqtt %s: %d message(s) dropped while offline (queue full)",
-                           self._endpoint, self._dropped)
+            logger.warning(
+                "mqtt %s: %d message(s) dropped while offline (queue full)",
+                self._endpoint,
+                self._dropped,
+            )
             self._dropped = 0
         while self._queue and self.connected:
             self._paho.publish(*self._queue.popleft())
@@ -447,17 +470,22 @@ class MqttClient:
         self._lost_event.set()
 
     async def _publish_final(self, final: Sequence[tuple[str, bytes, int, bool]]) -> None:
-        infos = [self._paho.publish(topic, payload, qos, retain)
-                 for topic, payload, qos, retain in final]
+        infos = [
+            self._paho.publish(topic, payload, qos, retain) for topic, payload, qos, retain in final
+        ]
         try:
             async with asyncio.timeout(FINAL_ACK_TIMEOUT):
                 while self._sock is not None and not all(
-                        i.rc != MQTTErrorCode.MQTT_ERR_SUCCESS or i.is_published() for i in infos):
+                    i.rc != MQTTErrorCode.MQTT_ERR_SUCCESS or i.is_published() for i in infos
+                ):
                     self._published_event.clear()
                     await self._published_event.wait()
         except TimeoutError:
-            logger.warning("mqtt %s: final messages not acknowledged within %.0f s",
-                           self._endpoint, FINAL_ACK_TIMEOUT)
+            logger.warning(
+                "mqtt %s: final messages not acknowledged within %.0f s",
+                self._endpoint,
+                FINAL_ACK_TIMEOUT,
+            )
 
     async def _disconnect(self) -> None:
         if self._sock is None:
@@ -468,8 +496,9 @@ class MqttClient:
             async with asyncio.timeout(DISCONNECT_TIMEOUT):
                 await self._detached_event.wait()
         except TimeoutError:
-            logger.warning("mqtt %s: DISCONNECT not sent within %.0f s", self._endpoint,
-                           DISCONNECT_TIMEOUT)
+            logger.warning(
+                "mqtt %s: DISCONNECT not sent within %.0f s", self._endpoint, DISCONNECT_TIMEOUT
+            )
 
     # ---------------------------------------------------------------- socket <-> loop
 
@@ -563,13 +592,15 @@ class MqttClient:
         if client is self._paho and level in (paho.MQTT_LOG_ERR, paho.MQTT_LOG_WARNING):
             self._last_error = buf
 
-    def _paho_connect(self, client: paho.Client, _userdata: Any, _flags: Any,
-                      reason: ReasonCode, _properties: Any) -> None:
+    def _paho_connect(
+        self, client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _properties: Any
+    ) -> None:
         if client is self._paho and self._connack is not None and not self._connack.done():
             self._connack.set_result(reason)
 
-    def _paho_disconnect(self, client: paho.Client, _userdata: Any, flags: Any,
-                         reason: ReasonCode, _properties: Any) -> None:
+    def _paho_disconnect(
+        self, client: paho.Client, _userdata: Any, flags: Any, reason: ReasonCode, _properties: Any
+    ) -> None:
         if client is not self._paho:
             return
         self._detach()  # paho has closed (or is closing) the socket
@@ -584,26 +615,37 @@ class MqttClient:
         elif self._state is MqttState.CONNECTED:
             self._connection_ended(text)
 
-    def _paho_message(self, client: paho.Client, _userdata: Any,
-                      message: paho.MQTTMessage) -> None:
+    def _paho_message(self, client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         if client is not self._paho:
             return
         try:
             self._on_message(message.topic, bytes(message.payload))
         except Exception:
-            logger.exception("mqtt %s: on_message failed for topic %r", self._endpoint,
-                             message.topic)
+            logger.exception(
+                "mqtt %s: on_message failed for topic %r", self._endpoint, message.topic
+            )
 
-    def _paho_publish(self, client: paho.Client, _userdata: Any, _mid: int,
-                      _reason: ReasonCode, _properties: Any) -> None:
+    def _paho_publish(
+        self, client: paho.Client, _userdata: Any, _mid: int, _reason: ReasonCode, _properties: Any
+    ) -> None:
         if client is self._paho:
             self._published_event.set()
 
-    def _paho_subscribe(self, client: paho.Client, _userdata: Any, _mid: int,
-                        reasons: list[ReasonCode], _properties: Any) -> None:
+    def _paho_subscribe(
+        self,
+        client: paho.Client,
+        _userdata: Any,
+        _mid: int,
+        reasons: list[ReasonCode],
+        _properties: Any,
+    ) -> None:
         if client is not self._paho:
             return
         refused = [str(r) for r in reasons if r.is_failure]
         if refused:
-            logger.warning("mqtt %s: broker refused %d subscription(s): %s", self._endpoint,
-                           len(refused), ", ".join(refused))
+            logger.warning(
+                "mqtt %s: broker refused %d subscription(s): %s",
+                self._endpoint,
+                len(refused),
+                ", ".join(refused),
+            )

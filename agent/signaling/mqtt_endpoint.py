@@ -44,12 +44,16 @@ class MqttEndpoint:
             raise ValueError(f"mqtt.url: cannot parse {url!r}: {exc}") from None
         scheme = parts.scheme.lower()
         if scheme not in _SCHEMES:
-            raise ValueError(f"mqtt.url: scheme of {url!r} must be mqtts or wss (or mqtt, ws "
-                             "with mqtt.allow_insecure = true)")
+            raise ValueError(
+                f"mqtt.url: scheme of {url!r} must be mqtts or wss (or mqtt, ws "
+                "with mqtt.allow_insecure = true)"
+            )
         tls, transport, default_port = _SCHEMES[scheme]
         if not tls and not allow_insecure:
-            raise ValueError(f"mqtt.url: {url!r} is not encrypted; use mqtts:// or wss://, or "
-                             "set mqtt.allow_insecure = true")
+            raise ValueError(
+                f"mqtt.url: {url!r} is not encrypted; use mqtts:// or wss://, or "
+                "set mqtt.allow_insecure = true"
+            )
         if parts.username is not None or parts.password is not None:
             # Credentials in a URL end up in logs; they belong in mqtt.username/password.
             raise ValueError("mqtt.url: must not contain credentials; use mqtt.username/password")
@@ -59,8 +63,9 @@ class MqttEndpoint:
             raise ValueError(f"mqtt.url: {url!r}: a path only makes sense for ws:// and wss://")
         if parts.query or parts.fragment:
             raise ValueError(f"mqtt.url: {url!r}: query and fragment are not supported")
-        return cls(scheme, parts.hostname, port or default_port, tls, transport,
-                   parts.path or "/mqtt")
+        return cls(
+            scheme, parts.hostname, port or default_port, tls, transport, parts.path or "/mqtt"
+        )
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -87,6 +92,5 @@ def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLCon
         try:
             ctx.load_cert_chain(cert, key)
         except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"mqtt.cert/mqtt.key: cannot load {cert!r} / "
-                             f"{key!r}: {exc}") from None
+            raise ValueError(f"mqtt.cert/mqtt.key: cannot load {cert!r} / {key!r}: {exc}") from None
     return ctx

@@ -46,8 +46,12 @@ MAX_REQUEST_HEAD: Final = 8192
 READ_TIMEOUT: Final = 10.0
 
 _REASONS: Final = {
-    200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-    408: "Request Timeout", 431: "Request Header Fields Too Large",
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
 
@@ -228,7 +232,13 @@ def viewer_url(
     `ice` is a JSON array of RTCIceServer objects, passed to RTCPeerConnection as is.
     """
     params = {
-        "broker": broker, "username": username, "password": password, "client": client,
-        "device": device, "prefix": prefix, "ice": ice, "autoplay": "1" if autoplay else None,
+        "broker": broker,
+        "username": username,
+        "password": password,
+        "client": client,
+        "device": device,
+        "prefix": prefix,
+        "ice": ice,
+        "autoplay": "1" if autoplay else None,
     }
     return base + "?" + urlencode({k: v for k, v in params.items() if v is not None})

@@ -235,8 +235,8 @@ async def test_viewer_limit_and_offer_rate_limit(broker: MosquittoBroker, agent:
                 ]
                 for i in range(4)
             ]
-            assert codes == [-32002, -32002, -32002, -32005]  # busy until the limit
+            assert codes == [-32004, -32004, -32004, -32005]  # bad SDP until the limit
             other = await admin.request("webrtc.offer", {"session": "a", "sdp": "v=0"})
-            assert other["error"]["code"] == -32002
+            assert other["error"]["code"] == -32004
         finally:
             await viewer.close()

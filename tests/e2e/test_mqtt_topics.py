@@ -58,10 +58,16 @@ async def test_config_and_stream_changes_are_events_and_secrets_stay_out(
 
 
 async def test_per_offer_ice_servers_are_validated(broker: MosquittoBroker, agent: Agent) -> None:
-    async with RpcClient(broker, "viewer-1") as client:
+    async with RpcClient(broker, "ops-1") as client, RpcClient(broker, "viewer-1") as plain:
         viewer = AiortcViewer()
         try:
             sdp = await viewer.offer()
+            # Servers the device would connect to on a client's word: operators only.
+            denied = await plain.request(
+                "webrtc.offer", {"session": "t", "sdp": sdp, "ice_servers": [{"urls": "stun:x"}]}
+            )
+            assert denied["error"]["code"] == -32001
+            assert "ice_servers" in denied["error"]["message"]
             no_credential = await client.request(
                 "webrtc.offer",
                 {"session": "t", "sdp": sdp, "ice_servers": [{"urls": ["turn:127.0.0.1:3478"]}]},
@@ -105,3 +111,21 @@ async def test_resolution_change_reaches_a_live_viewer(
             assert odd["error"]["code"] == -32602 and "params.width" in odd["error"]["message"]
         finally:
             await viewer.close()
+
+
+async def test_a_config_change_the_device_cannot_carry_out_is_not_saved(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    override = Path(agent.config.device.state_dir) / "config.override.toml"
+    async with RpcClient(broker, "admin-1") as admin:
+        typo = {"camera": {"source": "file", "path": "/nonexistent/typo.mp4"}}
+        refused = await admin.request("config.set", typo)
+        assert refused["error"]["code"] == -32006
+        assert "typo.mp4" in refused["error"]["message"]
+        stuns = {"webrtc": {"ice_servers": [{"urls": ["stuns:stun.example:5349"]}]}}
+        invalid = await admin.request("config.set", stuns)
+        assert invalid["error"]["code"] == -32602 and "stuns:" in invalid["error"]["message"]
+        # Nothing reached the disk, so the next start uses the config that works; the
+        # camera kept running.
+        assert not override.exists() or "typo" not in override.read_text()
+        assert (await admin.call("stream.get"))["width"] == 320

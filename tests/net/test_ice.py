@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 
 import aioice
 import pytest
+from aioice import turn as aioice_turn
 
 from agent.net.ice import IceServers, IceTransport, TurnServer
 from tests.e2e.aiortc_viewer import loopback_only_host_addresses
@@ -112,5 +114,48 @@ async def test_relay_candidates_from_coturn_trickle_after_the_host_one(
         relays = [c for c in found if c is not None and "typ relay" in c]
         assert len(relays) == 1 and f" {coturn_server.host} " in relays[0]
         assert found[0] == host[0] and found[-1] is None
+    finally:
+        await ice.close()
+
+
+def _live_turn_clients() -> list[object]:
+    gc.collect()
+    return [
+        o
+        for o in gc.get_objects()
+        if isinstance(o, aioice_turn.TurnClientMixin)
+        and o.transport is not None
+        and not o.transport.is_closing()
+    ]
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_closing_during_gathering_leaves_no_turn_allocation(
+    coturn_server: Coturn, transport: str
+) -> None:
+    before = len(_live_turn_clients())
+    _, _, on_candidate = recorder()
+    turn = TurnServer(
+        coturn_server.host,
+        coturn_server.port,
+        coturn_server.username,
+        coturn_server.password,
+        transport=transport,
+    )
+    ice = IceTransport(
+        addresses=["127.0.0.1"], servers=IceServers(turn=(turn,)), on_candidate=on_candidate
+    )
+    await ice.start_gathering()  # returns with the host candidate; the relay is under way
+    await ice.close()  # the viewer hung up at once
+    assert len(_live_turn_clients()) == before
+
+
+async def test_remote_candidates_with_impossible_ports_are_refused() -> None:
+    _, _, on_candidate = recorder()
+    ice = IceTransport(addresses=["127.0.0.1"], servers=IceServers(), on_candidate=on_candidate)
+    try:
+        await ice.start_gathering()
+        with pytest.raises(ValueError, match="port 99999"):
+            await ice.add_remote_candidate("1 1 udp 2130706431 127.0.0.1 99999 typ host")
     finally:
         await ice.close()
