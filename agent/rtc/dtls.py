@@ -1,8 +1,9 @@
 """DTLS 1.2 with the use_srtp extension (RFC 5764), sans-IO, on pyOpenSSL memory BIOs.
 
 Shape (after mediasoup's DtlsTransport): datagram in -> handshake step -> on completion check
-the peer certificate against every signalled fingerprint whose hash we support
-(constant-time) -> read the negotiated SRTP profile -> export keying material -> CONNECTED
+the peer certificate against the signalled fingerprints of the strongest hash we support
+(constant-time; one match suffices, RFC 8122 section 5, as an offer may name several
+certificates) -> read the negotiated SRTP profile -> export keying material -> CONNECTED
 with `SrtpKeys`. Every failure, whatever its cause, goes through `_fail()`: the transport
 stops, enters FAILED and emits one `DtlsFailed(reason)`. No key material is exported
 before the fingerprint has matched.
@@ -407,17 +408,26 @@ class DtlsTransport:
         return None
 
     def _fingerprint_matches(self, cert: x509.Certificate) -> bool:
-        checked = 0
-        matches = True
-        for alg, text in self._remote_fingerprints:
-            if alg not in SUPPORTED_FINGERPRINT_ALGORITHMS:
+        """RFC 8122 section 5: the certificate must match one of the fingerprints. Only
+        those of the strongest hash offered count, so a weaker hash listed beside a
+        stronger one can't be the one an attacker's certificate is made to match."""
+        supported = [
+            (alg, text)
+            for alg, text in self._remote_fingerprints
+            if alg in SUPPORTED_FINGERPRINT_ALGORITHMS
+        ]
+        if not supported:
+            return False
+        strongest = max((alg for alg, _ in supported), key=digest_size)
+        actual = certificate_digest(cert, strongest)
+        matched = False
+        for alg, text in supported:
+            if alg != strongest:
                 continue
             expected = _parse_hex(text, alg)
-            actual = certificate_digest(cert, alg)
-            # Compare all of them, not stopping at the first miss.
-            matches &= expected is not None and hmac.compare_digest(actual, expected)
-            checked += 1
-        return checked > 0 and matches
+            # Compare with every one, not stopping at the first match (constant time).
+            matched |= expected is not None and hmac.compare_digest(actual, expected)
+        return matched
 
     def _read_application_data(self) -> None:
         while self._state is DtlsState.CONNECTED:

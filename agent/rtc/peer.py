@@ -36,9 +36,18 @@ HISTORY_SIZE = 512
 # RFC 3550 leaves the interval to the sender; browsers compute A/V sync and RTT from SRs, so
 # one a second is plenty and costs nothing.
 SR_INTERVAL = 1.0
-# Log at most this many bad packets per session and reason: a hostile or broken peer must not
-# be able to fill the SD card with log lines.
+# Log at most this many bad packets per session and kind, and this many in all: a hostile
+# or broken peer must not be able to fill the SD card with log lines.
 MAX_LOGGED_BAD_PACKETS = 3
+MAX_LOGGED_BAD_PACKETS_TOTAL = 12
+# Retransmission budget per session (packets; burst and per second): a NACK is tiny and a
+# resend is up to 1.2 KB, so without a bound one viewer could make the device flood its
+# uplink. 300/s is about 3 Mbit/s, above the stream itself.
+RTX_BURST = 300
+RTX_RATE = 300.0
+# A packet is resent at most once per this long (or per RTT once known): browsers repeat a
+# NACK until the packet arrives, and the copy in flight will answer them.
+RTX_MIN_SPACING = 0.03
 
 
 class PeerState(enum.Enum):
@@ -92,6 +101,7 @@ class PeerStats:
     payload_bytes_sent: int = 0
     frames_sent: int = 0
     retransmits: int = 0
+    retransmits_refused: int = 0
     nacks_received: int = 0
     keyframe_requests: int = 0
     bad_packets: int = 0
@@ -150,7 +160,17 @@ class PeerSession:
         self._stamper = (
             RtpHeaderStamper(payload_type=video.payload_type, ssrc=video.ssrc) if video else None
         )
-        self._history: list[tuple[int, bytes] | None] = [None] * HISTORY_SIZE
+        # History for NACKs as parallel lists (no object per packet): sequence number,
+        # protected bytes, and when the packet was last resent.
+        self._history_seq: list[int] = [-1] * HISTORY_SIZE
+        self._history_packet: list[bytes] = [b""] * HISTORY_SIZE
+        self._history_resent: list[float] = [float("-inf")] * HISTORY_SIZE
+        self._rtx_tokens = float(RTX_BURST)
+        self._rtx_refilled: float | None = None
+        self._remote_ssrcs: set[int] = set()
+        self._bye_ssrcs: set[int] = set()
+        self._last_fir_seq: int | None = None
+        self._bad_logged_total = 0
         self._last_rtp_ts: int | None = None
         self._last_rtp_now = 0.0
         self._next_sr: float | None = None
@@ -195,7 +215,9 @@ class PeerSession:
         timestamp = (pts_90k + self._ts_offset) & 0xFFFFFFFF
         last = len(payloads) - 1
         seq = self._seq
-        history = self._history
+        history_seq = self._history_seq
+        history_packet = self._history_packet
+        history_resent = self._history_resent
         out = self._out
         stats = self.stats
         sent_bytes = 0
@@ -203,7 +225,10 @@ class PeerSession:
         for index, payload in enumerate(payloads):
             packet = srtp.protect_parts(stamper.header(seq, timestamp, index == last), payload)
             out.append(packet)
-            history[seq & (HISTORY_SIZE - 1)] = (seq, packet)
+            slot = seq & (HISTORY_SIZE - 1)
+            history_seq[slot] = seq
+            history_packet[slot] = packet
+            history_resent[slot] = -1.0
             sent_bytes += len(packet)
             payload_bytes += len(payload)
             seq = (seq + 1) & 0xFFFF
@@ -302,41 +327,71 @@ class PeerSession:
         try:
             packets = rtcp.parse_compound(self._srtp.unprotect_rtcp(data))
         except ValueError as exc:
-            self._bad_packet(f"rtcp: {exc}", now)
+            self._bad_packet("malformed rtcp", now, str(exc))
             return
         for packet in packets:
+            if self.state is not PeerState.CONNECTED:
+                return  # a BYE earlier in the compound ended the session
             self._handle_rtcp(packet, now)
 
     def _handle_rtcp(self, packet: rtcp.RtcpPacket, now: float) -> None:
         video = self._video
         our_ssrc = video.ssrc if video is not None else -1
         stats = self.stats
-        if isinstance(packet, rtcp.PictureLossIndication | rtcp.FullIntraRequest):
-            stats.keyframe_requests += 1
-            kind = "pli" if isinstance(packet, rtcp.PictureLossIndication) else "fir"
-            self._events.append(KeyframeRequested(kind))
+        if isinstance(packet, rtcp.PictureLossIndication):
+            self._remote_ssrcs.add(packet.sender_ssrc)
+            if packet.media_ssrc == our_ssrc:
+                stats.keyframe_requests += 1
+                self._events.append(KeyframeRequested("pli"))
+        elif isinstance(packet, rtcp.FullIntraRequest):
+            self._remote_ssrcs.add(packet.sender_ssrc)
+            for ssrc, seq in packet.entries:
+                # RFC 5104: a repeated sequence number is a retransmitted request.
+                if ssrc == our_ssrc and seq != self._last_fir_seq:
+                    self._last_fir_seq = seq
+                    stats.keyframe_requests += 1
+                    self._events.append(KeyframeRequested("fir"))
         elif isinstance(packet, rtcp.GenericNack):
+            self._remote_ssrcs.add(packet.sender_ssrc)
             if packet.media_ssrc == our_ssrc:
                 stats.nacks_received += 1
-                self._retransmit(packet.lost)
+                self._retransmit(packet.lost, now)
         elif isinstance(packet, rtcp.ReceiverReport | rtcp.SenderReport):
+            self._remote_ssrcs.add(packet.ssrc)
             for block in packet.reports:
                 if block.ssrc == our_ssrc:
                     self._record_report(block, now)
         elif isinstance(packet, rtcp.Remb):
             stats.remb_bitrate = packet.bitrate
         elif isinstance(packet, rtcp.Bye):
-            self._finish(PeerState.CLOSED, PeerClosed("rtcp bye from peer"))
+            # The viewer is gone once every SSRC it reported from said goodbye; a BYE for
+            # some other SSRC changes nothing.
+            self._bye_ssrcs.update(packet.ssrcs)
+            if self._remote_ssrcs and self._remote_ssrcs <= self._bye_ssrcs:
+                self._finish(PeerState.CLOSED, PeerClosed("rtcp bye from peer"))
 
-    def _retransmit(self, lost: Sequence[int]) -> None:
+    def _retransmit(self, lost: Sequence[int], now: float) -> None:
         # Answered from packets already protected: resending the same SRTP bytes needs no
         # new keystream and the receiver never saw them, so its replay window accepts them.
-        history = self._history
-        for seq in lost:
-            entry = history[seq & (HISTORY_SIZE - 1)]
-            if entry is not None and entry[0] == seq:
-                self._out.append(entry[1])
-                self.stats.retransmits += 1
+        if self._rtx_refilled is not None:
+            self._rtx_tokens = min(
+                float(RTX_BURST), self._rtx_tokens + (now - self._rtx_refilled) * RTX_RATE
+            )
+        self._rtx_refilled = now
+        spacing = max(RTX_MIN_SPACING, self.stats.rtt or 0.0)
+        history_seq = self._history_seq
+        history_resent = self._history_resent
+        for seq in dict.fromkeys(lost):  # each sequence number once, whatever the NACK says
+            slot = seq & (HISTORY_SIZE - 1)
+            if history_seq[slot] != seq or now - history_resent[slot] < spacing:
+                continue
+            if self._rtx_tokens < 1:
+                self.stats.retransmits_refused += 1
+                continue
+            self._rtx_tokens -= 1
+            history_resent[slot] = now
+            self._out.append(self._history_packet[slot])
+            self.stats.retransmits += 1
 
     def _record_report(self, block: rtcp.ReportBlock, now: float) -> None:
         self.stats.fraction_lost = block.fraction_lost / 256
@@ -376,9 +431,13 @@ class PeerSession:
         assert self._srtp is not None
         self._out.append(self._srtp.protect_rtcp(rtcp.serialize_compound(packets)))
 
-    def _bad_packet(self, reason: str, now: float) -> None:
+    def _bad_packet(self, kind: str, now: float, detail: str = "") -> None:
+        """Count a dropped packet; log it while this kind and the session are under budget."""
         self.stats.bad_packets += 1
-        seen = self._bad_logged.get(reason, 0)
-        if seen < MAX_LOGGED_BAD_PACKETS:
-            self._bad_logged[reason] = seen + 1
-            logger.warning("%s: dropped a packet: %s", self.name, reason)
+        seen = self._bad_logged.get(kind, 0)
+        if seen < MAX_LOGGED_BAD_PACKETS and self._bad_logged_total < MAX_LOGGED_BAD_PACKETS_TOTAL:
+            self._bad_logged[kind] = seen + 1
+            self._bad_logged_total += 1
+            logger.warning(
+                "%s: dropped a packet: %s%s", self.name, kind, f" ({detail})" if detail else ""
+            )

@@ -207,12 +207,25 @@ def test_fingerprint_mismatch_fails_without_keys(
     assert events(good)[-1] == DtlsClosed()
 
 
-def test_every_supported_fingerprint_must_match() -> None:
+def test_the_strongest_hash_offered_decides() -> None:
+    # A match under a weaker hash is no match when a stronger one is offered and differs.
     right = ("sha-256", CLIENT_CERT.fingerprint("sha-256"))
     wrong = ("sha-512", OTHER_CERT.fingerprint("sha-512"))
     client, server = make_pair(server_fingerprints=[right, wrong])
     handshake(client, server)
     assert events(server) == [DtlsFailed("dtls fingerprint mismatch")]
+
+
+def test_fingerprints_of_several_possible_certificates_need_one_match() -> None:
+    # RFC 8122 section 5: an offer may name every certificate it might use.
+    fingerprints = [
+        ("sha-256", OTHER_CERT.fingerprint("sha-256")),
+        ("sha-256", CLIENT_CERT.fingerprint("sha-256")),
+    ]
+    client, server = make_pair(server_fingerprints=fingerprints)
+    handshake(client, server)
+    assert server.state is DtlsState.CONNECTED
+    assert_keys_mirror(client, server)
 
 
 def test_several_matching_fingerprints_and_unknown_ones_are_accepted() -> None:

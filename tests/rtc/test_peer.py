@@ -14,6 +14,8 @@ from agent.rtc.certificate import Certificate
 from agent.rtc.dtls import DtlsRole, DtlsState, DtlsTransport, SrtpProfile
 from agent.rtc.h264 import Depacketizer, packetize_access_unit, split_annexb
 from agent.rtc.peer import (
+    RTX_BURST,
+    RTX_RATE,
     SR_INTERVAL,
     KeyframeRequested,
     PeerClosed,
@@ -129,14 +131,19 @@ def test_fingerprint_mismatch_fails_without_srtp_and_sends_no_media() -> None:
     assert peer.get_timer() is None
 
 
-def test_pli_and_fir_ask_for_a_keyframe() -> None:
+def test_pli_and_fir_for_our_stream_ask_for_a_keyframe() -> None:
     peer, viewer = make_pair()
     handshake(peer, viewer)
     events(peer)
     assert viewer.srtp is not None
-    pli = rtcp.PictureLossIndication(sender_ssrc=1, media_ssrc=SSRC)
-    fir = rtcp.FullIntraRequest(sender_ssrc=1, entries=((SSRC, 1),))
-    for packet in (pli, fir):
+    packets = [
+        rtcp.PictureLossIndication(sender_ssrc=1, media_ssrc=SSRC),
+        rtcp.FullIntraRequest(sender_ssrc=1, entries=((SSRC, 1),)),
+        rtcp.FullIntraRequest(sender_ssrc=1, entries=((SSRC, 1),)),  # retransmitted: same seq
+        rtcp.PictureLossIndication(sender_ssrc=1, media_ssrc=0x999),  # not our stream
+        rtcp.FullIntraRequest(sender_ssrc=1, entries=((0x999, 2),)),
+    ]
+    for packet in packets:
         peer.receive(viewer.srtp.protect_rtcp(rtcp.serialize_compound([packet])), 1.0)
     assert events(peer) == [KeyframeRequested("pli"), KeyframeRequested("fir")]
     assert peer.stats.keyframe_requests == 2
@@ -189,9 +196,20 @@ def test_bye_from_the_viewer_closes_and_close_says_goodbye() -> None:
     handshake(peer, viewer)
     events(peer)
     assert viewer.srtp is not None
-    bye = rtcp.serialize_compound([rtcp.Bye(ssrcs=(1,))])
+    report = rtcp.ReceiverReport(ssrc=1, reports=())
+    peer.receive(viewer.srtp.protect_rtcp(rtcp.serialize_compound([report])), 0.5)
+    # A BYE for some other source changes nothing...
+    other = rtcp.serialize_compound([rtcp.Bye(ssrcs=(0xDEADBEEF,))])
+    peer.receive(viewer.srtp.protect_rtcp(other), 0.9)
+    assert events(peer) == [] and peer.state is PeerState.CONNECTED
+    # ...the viewer's own does, and a NACK after it in the same compound is ignored.
+    peer.send_frame(packetize_access_unit(IDR), 0, now=0.95)
+    peer.datagrams_to_send()
+    nack = rtcp.GenericNack.from_lost(1, SSRC, [peer._history_seq[peer._seq - 1 & 511]])
+    bye = rtcp.serialize_compound([rtcp.Bye(ssrcs=(1,)), nack])
     peer.receive(viewer.srtp.protect_rtcp(bye), 1.0)
     assert events(peer) == [PeerClosed("rtcp bye from peer")]
+    assert peer.stats.retransmits == 0
 
     peer, viewer = make_pair()
     handshake(peer, viewer)
@@ -212,3 +230,42 @@ def test_garbage_is_dropped_and_counted_never_raised(data: bytes) -> None:
     peer.receive(b"\x80\xc8" + data, 1.0)  # looks like RTCP, fails SRTCP authentication
     assert peer.state in (PeerState.CONNECTED, PeerState.FAILED, PeerState.CLOSED)
     assert peer.stats.bad_packets >= 1
+
+
+def test_nacks_cannot_amplify_retransmissions() -> None:
+    peer, viewer = make_pair()
+    handshake(peer, viewer)
+    for index in range(4):
+        peer.send_frame(packetize_access_unit(IDR), index * 3000, now=index / 30)
+    sent = [d for d in peer.datagrams_to_send() if d[0] >= 128]
+    assert viewer.srtp is not None and len(sent) >= 34
+    first = RtpPacket.parse(viewer.srtp.unprotect(sent[0])).header.sequence_number
+    # One NACK naming the same 34 packets 30 times over (PIDs with full BLPs, repeated).
+    fci = rtcp.GenericNack.from_lost(1, SSRC, range(first, first + 34))
+    storm = rtcp.GenericNack(1, SSRC, tuple(fci.lost) * 30)
+    peer.receive(viewer.srtp.protect_rtcp(rtcp.serialize_compound([storm])), 0.1)
+    assert len(peer.datagrams_to_send()) == 34  # each packet once
+    # Repeated within the spacing: nothing more; after it, the budget still bounds it.
+    peer.receive(viewer.srtp.protect_rtcp(rtcp.serialize_compound([storm])), 0.11)
+    assert peer.datagrams_to_send() == []
+    total = 0
+    for step in range(1, 400):
+        now = 0.1 + step * 0.031
+        peer.receive(viewer.srtp.protect_rtcp(rtcp.serialize_compound([storm])), now)
+        total += len(peer.datagrams_to_send())
+    elapsed = 399 * 0.031
+    assert total <= RTX_BURST + RTX_RATE * elapsed
+    assert peer.stats.retransmits_refused > 0
+
+
+def test_bad_packets_are_logged_within_a_budget(caplog: pytest.LogCaptureFixture) -> None:
+    peer, viewer = make_pair()
+    handshake(peer, viewer)
+    assert viewer.srtp is not None
+    for length in range(1, 200):
+        # Authenticated RTCP with a different malformation each time.
+        junk = bytes([0x80, 201, 0, length + 1]) + b"\x00\x00\x00\x01"
+        peer.receive(viewer.srtp.protect_rtcp(junk), 1.0)
+        peer.receive(bytes([7]) + bytes(length), 1.0)
+    assert peer.stats.bad_packets == 2 * 199
+    assert len([r for r in caplog.records if "dropped a packet" in r.message]) <= 12
