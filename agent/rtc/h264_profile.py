@@ -190,18 +190,49 @@ def choose_format(formats: Sequence[H264Format], profile: str) -> H264Format | N
     return next(iter(with_nack or candidates), None)
 
 
+def _level_rank(profile_level_id: str) -> float:
+    """The level for ordering; level 1b (between 1 and 1.1) ranks 10.5."""
+    profile_idc, profile_iop, level = _split(profile_level_id)
+    # Level 1b is level_idc 11 plus constraint_set3 in the profiles whose SPS can say so,
+    # level_idc 9 in the High ones (H.264 A.3.1, A.3.3); libwebrtc reads it the same way.
+    if level == 9 or (level == 11 and profile_idc in (0x42, 0x4D, 0x58) and profile_iop & 0x10):
+        return 10.5
+    return float(level)
+
+
+def _level_name(profile_level_id: str) -> str:
+    if _level_rank(profile_level_id) == 10.5:
+        return "1b"
+    level = profile_level_id_level(profile_level_id)
+    return f"{level // 10}.{level % 10}"
+
+
 def answer_format(
     offered: H264Format, stream_profile_level_id: str, feedback: Sequence[str]
 ) -> H264Format:
-    """The format as answered: offered profile bytes with the stream's level, only the
-    `feedback` we implement that was offered, no rtx (we never retransmit on a separate PT).
+    """The format as answered: offered profile bytes with the stream's level, the offer's
+    level-asymmetry-allowed, only the `feedback` we implement that was offered, no rtx (we
+    never retransmit on a separate PT).
+
+    Raises ValueError when the offer does not allow level asymmetry and the stream's level
+    is above the offered one.
     """
+    # Without level asymmetry (RFC 6184 8.2.2) the answered level binds our sending too.
+    # libwebrtc then answers min(own level, offered level) and caps its encoder to it; our
+    # stream's level is fixed, so answering the lower level would be a lie: refuse instead.
+    if not offered.level_asymmetry_allowed and _level_rank(stream_profile_level_id) > (
+        _level_rank(offered.profile_level_id)
+    ):
+        raise ValueError(
+            f"stream level {_level_name(stream_profile_level_id)} is above the offered "
+            f"{_level_name(offered.profile_level_id)} and the offer does not allow level "
+            "asymmetry"
+        )
     level = profile_level_id_level(stream_profile_level_id)
     return replace(
         offered,
         profile_level_id=f"{offered.profile_level_id[:4]}{level:02x}",
         packetization_mode=1,
-        level_asymmetry_allowed=True,
         rtcp_fb=tuple(fb for fb in feedback if fb in offered.rtcp_fb),
         rtx_payload_type=None,
     )

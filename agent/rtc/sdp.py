@@ -3,9 +3,9 @@
 The viewer makes the offer, the device answers (PROTOCOL.md section 4): one BUNDLE transport
 with rtcp-mux and trickle ICE, one sendonly H.264 video section whose profile is the one the
 encoder really produces, and an SCTP datachannel section. Everything else is rejected with
-port 0. Anything in an offer that is malformed, missing or self-contradictory raises
-NegotiationError with a message naming the attribute, which the signalling layer passes to
-the client (JSON-RPC -32004).
+port 0, except an unwanted BUNDLE tag section (accepted inactive, see build_answer). Anything
+in an offer that is malformed, missing or self-contradictory raises NegotiationError with a
+message naming the attribute, which the signalling layer passes to the client (-32004).
 """
 
 from __future__ import annotations
@@ -418,7 +418,8 @@ class Offer:
             fingerprints=fingerprints,
             setup=str(_agree("setup", (s.setup for s in transport)) or "active"),
             ice_options=transport[0].ice_options,
-            ice_lite=_has(session_attributes, "ice-lite"),
+            # session-level only (RFC 8839), but a misplaced one still means a lite peer
+            ice_lite=any(_has(a, "ice-lite") for _, a in blocks),
         )
 
     def section(self, mid: str) -> MediaSection | None:
@@ -427,13 +428,22 @@ class Offer:
 
     @property
     def video(self) -> MediaSection | None:
-        """The first video section the offerer did not reject."""
-        return next((s for s in self.sections if s.kind == "video" and not s.rejected), None)
+        """The video section to send on: the first active one that wants to receive
+        (recvonly/sendrecv), else the first active one."""
+        videos = [s for s in self.sections if s.kind == "video" and not s.rejected]
+        receiving = (s for s in videos if s.direction in ("recvonly", "sendrecv"))
+        return next(receiving, videos[0] if videos else None)
 
     @property
     def application(self) -> MediaSection | None:
         """The first application section the offerer did not reject."""
         return next((s for s in self.sections if s.kind == "application" and not s.rejected), None)
+
+    @property
+    def bundle_tag(self) -> MediaSection | None:
+        """The offerer's BUNDLE tag: the first active section its a=group:BUNDLE names."""
+        active = (self.section(mid) for mid in self.bundle)
+        return next((s for s in active if s is not None and not s.rejected), None)
 
     @property
     def transport_sections(self) -> list[MediaSection]:
@@ -499,10 +509,10 @@ class Answer:
     """The answer SDP and what it negotiated.
 
     `h264` is the format as answered (our level, only the feedback we answered, no rtx), or
-    None when no video is accepted. `mids` are the accepted mids in BUNDLE order; the first,
-    `transport_mid`, names the offer section whose candidates (`remote_candidates`) the one
-    transport uses: trickled remote candidates for other mids belong to transports BUNDLE
-    discards.
+    None when no video is accepted. `mids` are the accepted mids (an inactive tag included) in
+    BUNDLE order; the first, `transport_mid`, names the offer section whose candidates
+    (`remote_candidates`) the one transport uses: trickled remote candidates for other mids
+    belong to transports BUNDLE discards.
     """
 
     sdp: str
@@ -569,6 +579,10 @@ def build_answer(
     if not 0 <= ssrc < 2**32 or not 0 <= session_id < 2**63:
         raise ValueError("ssrc must fit 32 bits and session_id 63 bits")
     profile_level_id_level(stream_profile_level_id)  # a malformed one is our bug: ValueError
+    if offer.ice_lite:
+        raise NegotiationError(
+            "ice-lite offers are not supported: the device cannot be the controlling agent"
+        )
     role = answer_setup(offer.setup, setup)
 
     transport = offer.transport_sections
@@ -580,7 +594,10 @@ def build_answer(
         if not video.rtcp_mux:
             raise NegotiationError(f"{video.label} has no a=rtcp-mux")
         offered = select_h264(video, stream_profile_level_id)
-        chosen = answer_format(offered, stream_profile_level_id, IMPLEMENTED_RTCP_FB)
+        try:
+            chosen = answer_format(offered, stream_profile_level_id, IMPLEMENTED_RTCP_FB)
+        except ValueError as exc:
+            raise NegotiationError(f"{video.label}: {exc}") from None
         accepted.append(video)
     if not accept_datachannel:
         application = None
@@ -591,10 +608,21 @@ def build_answer(
         accepted.append(application)
     if not accepted:
         raise NegotiationError("offer has no video or datachannel section this device accepts")
-    accepted.sort(key=lambda s: s.index)
+    # The offerer's BUNDLE tag section carries the transport (RFC 8843): a max-bundle
+    # Chromium builds it for that section alone, fails setRemoteDescription ("Failed to
+    # setup RTCP mux") when the answer rejects it, and trickles candidates with its mid.
+    # So a tag section we would reject (audio, a second video, a datachannel we do not
+    # serve) is accepted but inactive instead; no media or SCTP ever flows on it.
+    tag = offer.bundle_tag
+    placeholder = tag if tag is not None and tag not in accepted and _can_hold(tag) else None
+    if placeholder is not None:
+        accepted.append(placeholder)
+    accepted.sort(key=lambda s: (s is not tag, s.index))  # the tag first, as RFC 8843 wants
     accepted_mids = [s.mid for s in accepted]
     send_video = video is not None and video.direction in ("recvonly", "sendrecv")
 
+    transport_lines = [f"a=ice-ufrag:{ice_ufrag}", f"a=ice-pwd:{ice_pwd}", "a=ice-options:trickle"]
+    transport_lines += [f"a=fingerprint:{fingerprint.serialize()}", f"a=setup:{role}"]
     lines = ["v=0", f"o=- {session_id} 1 IN IP4 0.0.0.0", "s=-", "t=0 0"]
     if offer.bundle:
         lines.append("a=group:BUNDLE " + " ".join(accepted_mids))
@@ -602,34 +630,33 @@ def build_answer(
         lines.append("a=msid-semantic:WMS *")
     for section in offer.sections:
         if section.mid not in accepted_mids:
-            lines += [
-                f"m={section.kind} 0 {section.protocol} {section.formats[0]}",
-                "c=IN IP4 0.0.0.0",
-                f"a=mid:{section.mid}",
-                "a=inactive",
-            ]
+            lines += [f"m={section.kind} 0 {section.protocol} {section.formats[0]}"]
+            lines += ["c=IN IP4 0.0.0.0", f"a=mid:{section.mid}", "a=inactive"]
             continue
-        formats = str(chosen.payload_type) if section is video and chosen else DATACHANNEL_FORMAT
+        if section is video and chosen is not None:
+            formats = str(chosen.payload_type)
+        elif section.kind == "application":
+            formats = DATACHANNEL_FORMAT
+        else:
+            formats = section.formats[0]
         lines += [f"m={section.kind} 9 {section.protocol} {formats}", "c=IN IP4 0.0.0.0"]
         if section.mid == accepted_mids[0]:
             lines += [f"a=candidate:{c}" for c in candidates]
             if end_of_candidates:
                 lines.append("a=end-of-candidates")
-        lines += [
-            f"a=ice-ufrag:{ice_ufrag}",
-            f"a=ice-pwd:{ice_pwd}",
-            "a=ice-options:trickle",
-            f"a=fingerprint:{fingerprint.serialize()}",
-            f"a=setup:{role}",
-            f"a=mid:{section.mid}",
-        ]
+        lines += [*transport_lines, f"a=mid:{section.mid}"]
         if section is video and chosen is not None:
             lines += _video_lines(chosen, send_video, ssrc, cname, msid)
-        else:
+        elif section.kind == "application":
             lines += [
                 f"a=sctp-port:{ANSWER_SCTP_PORT}",
                 f"a=max-message-size:{ANSWER_MAX_MESSAGE_SIZE}",
             ]
+        else:  # the inactive placeholder: its first payload type, as offered
+            lines += ["a=inactive", "a=rtcp-mux"]
+            for name in ("rtpmap", "fmtp"):
+                values = dict.fromkeys(_values(section.attributes, name))
+                lines += [f"a={name}:{v}" for v in values if v.split(" ", 1)[0] == formats]
     first = accepted[0]
     return Answer(
         sdp="\r\n".join(lines) + "\r\n",
@@ -646,6 +673,14 @@ def build_answer(
         remote_candidates=list(first.candidates),
         remote_end_of_candidates=first.end_of_candidates,
     )
+
+
+def _can_hold(section: MediaSection) -> bool:
+    """Whether an unwanted section can be answered accepted-but-inactive (see build_answer)."""
+    if section.kind == "application":
+        return section.protocol == SCTP_PROTOCOL and DATACHANNEL_FORMAT in section.formats
+    rtp = section.protocol == RTP_PROTOCOL and section.rtcp_mux
+    return rtp and section.kind in ("audio", "video")
 
 
 def _video_lines(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -123,4 +124,39 @@ def test_choose_and_answer_format() -> None:
     assert answered == H264Format(108, "42c033", 1, True, ("nack", "nack pli"), None)
     assert fmtp(answered) == (
         "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42c033"
+    )
+
+
+@pytest.mark.parametrize(
+    ("offered", "stream", "message"),
+    [
+        ("42e01f", "42e028", "stream level 4.0 is above the offered 3.1"),
+        ("42e01f", "42e020", "stream level 3.2 is above the offered 3.1"),
+        ("42f00b", "42e00b", "stream level 1.1 is above the offered 1b"),  # constraint_set3
+        ("64000a", "640009", "stream level 1b is above the offered 1.0"),  # High: level_idc 9
+    ],
+)
+def test_answer_level_above_the_offer_needs_level_asymmetry(
+    offered: str, stream: str, message: str
+) -> None:
+    fmt = H264Format(102, offered, 1, False, ("nack",), None)
+    with pytest.raises(
+        ValueError, match=f"^{message} and the offer does not allow level asymmetry$"
+    ):
+        answer_format(fmt, stream, ("nack",))
+    allowed = answer_format(replace(fmt, level_asymmetry_allowed=True), stream, ("nack",))
+    assert allowed.level_asymmetry_allowed
+    assert allowed.profile_level_id == offered[:4] + stream[4:]
+
+
+@pytest.mark.parametrize(
+    ("offered", "stream"),
+    [("42e01f", "42e01f"), ("42e01f", "42e015"), ("42e00b", "42f00b"), ("64000b", "640009")],
+)
+def test_answer_level_within_the_offer_echoes_no_level_asymmetry(offered: str, stream: str) -> None:
+    answered = answer_format(H264Format(102, offered, 1, False, (), None), stream, ())
+    assert not answered.level_asymmetry_allowed
+    assert answered.profile_level_id == offered[:4] + stream[4:]
+    assert fmtp(answered) == (
+        f"level-asymmetry-allowed=0;packetization-mode=1;profile-level-id={offered[:4]}{stream[4:]}"
     )

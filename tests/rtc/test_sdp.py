@@ -5,7 +5,13 @@ Fixtures in tests/rtc/data/*_offer_*.sdp are offers captured from real peers, lo
   datachannel "control"; datachannel only.
 - Debian Chromium 156 headless (Playwright, `unshare -n` with only lo, media permission granted
   through a fake getUserMedia, without which Chromium gathers no loopback candidate): video
-  recvonly + datachannel; video + audio + datachannel; datachannel only.
+  recvonly + datachannel; video + audio + datachannel; datachannel only. Later, the same way
+  but through tests/tools/isolated.sh and tests.infra.browsers.open_page (which grants the
+  permission), each after ICE gathering completed: bundlePolicy max-bundle with audio then
+  video recvonly (maxbundle_audio_video); max-bundle re-offer with the datachannel first
+  (maxbundle_dc_video: the datachannel was negotiated alone with a second in-page
+  RTCPeerConnection, then a video recvonly transceiver added, since Chromium's first offer
+  always puts the datachannel last); video sendonly then video recvonly.
 - Debian Firefox ESR headless (prefs ice.loopback, no host obfuscation; SDP written with
   dump()): video recvonly + datachannel (no H.264 here: OpenH264 is not installed) and
   datachannel only. Firefox puts a=fingerprint and a direction at session level.
@@ -238,8 +244,9 @@ def test_answer_round_trips_through_our_parser(name: str) -> None:
     if answer.video_mid is None:
         assert answer.h264 is None and parsed.video is None
     else:
-        assert parsed.video is not None and parsed.video.h264 == [answer.h264]
-        assert parsed.video.direction == "sendonly" and parsed.video.extmaps == []
+        video = parsed.section(answer.video_mid)
+        assert video is not None and video.h264 == [answer.h264]
+        assert video.direction == "sendonly" and video.extmaps == []
     if answer.datachannel_mid is not None:
         app = parsed.application
         assert app is not None and (app.sctp_port, app.max_message_size) == (5000, 262144)
@@ -388,6 +395,157 @@ def test_offer_setup_roles_reach_the_answer() -> None:
 def test_bad_local_arguments_are_value_errors(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         answer_for(Offer.parse(load("aiortc_offer_video.sdp")), **bad)
+
+
+# --- the offerer's BUNDLE tag ---------------------------------------------------------------
+
+MAXBUNDLE_AUDIO = "chromium_offer_maxbundle_audio_video.sdp"
+MAXBUNDLE_DC = "chromium_offer_maxbundle_dc_video.sdp"
+TWO_VIDEOS = "chromium_offer_video_sendonly_recvonly.sdp"
+TRANSPORT_LINES = [
+    "a=ice-ufrag:dev1",
+    "a=ice-pwd:abcdefghijklmnopqrstuv",
+    "a=ice-options:trickle",
+    f"a=fingerprint:{OUR_FINGERPRINT.serialize()}",
+    "a=setup:active",
+]
+
+
+def test_unwanted_audio_tag_is_accepted_inactive_and_carries_the_transport() -> None:
+    offer = Offer.parse(load(MAXBUNDLE_AUDIO))
+    assert offer.bundle_tag is offer.sections[0] and offer.sections[0].kind == "audio"
+    answer = answer_for(offer)
+    session, audio, video = sections_of(answer.sdp)
+    assert "a=group:BUNDLE 0 1" in session
+    assert audio == [
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "c=IN IP4 0.0.0.0",
+        f"a=candidate:{OUR_CANDIDATE}",
+        "a=end-of-candidates",
+        *TRANSPORT_LINES,
+        "a=mid:0",
+        "a=inactive",
+        "a=rtcp-mux",
+        "a=rtpmap:111 opus/48000/2",
+        "a=fmtp:111 minptime=10;useinbandfec=1",
+    ]
+    assert "a=sendonly" in video and not any(x.startswith("a=candidate") for x in video)
+    assert (answer.mids, answer.transport_mid, answer.video_mid) == (["0", "1"], "0", "1")
+    assert answer.send_video and answer.h264 is not None and answer.h264.payload_type == 108
+    # the offer's candidates are in the tag section (Chromium trickles for mid 0 as well)
+    assert answer.remote_candidates == offer.sections[0].candidates
+    assert len(answer.remote_candidates) == 2 and offer.sections[1].candidates == []
+
+
+def test_unwanted_datachannel_tag_is_accepted_but_not_served() -> None:
+    offer = Offer.parse(load(MAXBUNDLE_DC))
+    assert [s.kind for s in offer.sections] == ["application", "video"]
+    answer = answer_for(offer, accept_datachannel=False)
+    session, app, _video = sections_of(answer.sdp)
+    assert "a=group:BUNDLE 0 1" in session
+    assert app == [
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+        "c=IN IP4 0.0.0.0",
+        f"a=candidate:{OUR_CANDIDATE}",
+        "a=end-of-candidates",
+        *TRANSPORT_LINES,
+        "a=mid:0",
+        "a=sctp-port:5000",
+        "a=max-message-size:262144",
+    ]
+    assert answer.datachannel_mid is None and answer.remote_sctp_port is None
+    assert (answer.mids, answer.transport_mid) == (["0", "1"], "0")
+    assert answer.remote_candidates == offer.sections[0].candidates != []
+    served = answer_for(offer)  # accepted as a datachannel: the ordinary answer
+    assert (served.datachannel_mid, served.remote_sctp_port, served.transport_mid) == (
+        "0",
+        5000,
+        "0",
+    )
+
+
+def test_a_datachannel_that_is_not_the_tag_is_still_rejected() -> None:
+    answer = answer_for(Offer.parse(load(CHROME)), accept_datachannel=False)
+    assert sections_of(answer.sdp)[3][0] == "m=application 0 UDP/DTLS/SCTP webrtc-datachannel"
+    assert answer.mids == ["0"] and "a=group:BUNDLE 0\r\n" in answer.sdp
+
+
+def test_tag_that_cannot_share_the_transport_is_rejected_as_before() -> None:
+    # Without a=rtcp-mux the audio section cannot be answered on the muxed transport.
+    offer = Offer.parse(edit(load(MAXBUNDLE_AUDIO), "a=rtcp-mux\r\n => "))
+    assert not offer.sections[0].rtcp_mux and offer.sections[1].rtcp_mux
+    answer = answer_for(offer)
+    assert sections_of(answer.sdp)[1][0] == "m=audio 0 UDP/TLS/RTP/SAVPF 111"
+    assert (answer.mids, answer.transport_mid) == (["1"], "1")
+
+
+def test_bundle_order_not_section_order_names_the_tag() -> None:
+    offer = Offer.parse(edit(load(MAXBUNDLE_AUDIO), "BUNDLE 0 1 => BUNDLE 1 0"))
+    assert offer.bundle_tag is offer.sections[1]
+    answer = answer_for(offer)
+    assert sections_of(answer.sdp)[1][0] == "m=audio 0 UDP/TLS/RTP/SAVPF 111"
+    assert (answer.mids, answer.transport_mid) == (["1"], "1")
+
+
+def test_video_prefers_a_section_that_receives() -> None:
+    offer = Offer.parse(load(TWO_VIDEOS))
+    assert [s.direction for s in offer.sections] == ["sendonly", "recvonly"]
+    assert offer.video is offer.sections[1]
+    answer = answer_for(offer)
+    _session, first, second = sections_of(answer.sdp)
+    # the sendonly one is the BUNDLE tag: accepted inactive, its first payload type (VP8)
+    assert first[0] == "m=video 9 UDP/TLS/RTP/SAVPF 96"
+    assert first[-3:] == ["a=inactive", "a=rtcp-mux", "a=rtpmap:96 VP8/90000"]
+    assert second[0] == "m=video 9 UDP/TLS/RTP/SAVPF 108" and "a=sendonly" in second
+    assert (answer.video_mid, answer.send_video, answer.transport_mid) == ("1", True, "0")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("a=recvonly => a=sendonly", 0),  # nothing receives: the first
+        ("a=sendonly => a=sendrecv", 0),
+        ("recvonly video rejected", 0),  # rejected by the offerer: never chosen
+    ],
+)
+def test_video_choice_falls_back_to_the_first(change: str, expected: int) -> None:
+    text = load(TWO_VIDEOS)
+    if change == "recvonly video rejected":
+        change = f"m=video {Offer.parse(text).sections[1].port} => m=video 0"
+    offer = Offer.parse(edit(text, change))
+    assert offer.video is offer.sections[expected]
+
+
+@pytest.mark.parametrize("where", ["session", "media"])
+def test_ice_lite_offers_are_refused(where: str) -> None:
+    anchor = "a=msid-semantic" if where == "session" else "a=mid:0"
+    offer = Offer.parse(edit(load(CHROME), f"{anchor} => a=ice-lite\r\n{anchor}"))
+    assert offer.ice_lite
+    with pytest.raises(NegotiationError, match=r"^ice-lite offers are not supported: the device"):
+        answer_for(offer)
+    assert not Offer.parse(load(CHROME)).ice_lite
+
+
+def test_level_above_the_offer_without_level_asymmetry_is_refused() -> None:
+    text = load("aiortc_offer_video.sdp").replace("level-asymmetry-allowed=1;", "")
+    offer = Offer.parse(text)
+    with pytest.raises(
+        NegotiationError,
+        match=r"stream level 4\.0 is above the offered 3\.1 and the offer does not allow level "
+        "asymmetry",
+    ):
+        answer_for(offer, stream_profile_level_id="42e028")
+    answer = answer_for(offer, stream_profile_level_id="42e01e")  # 3.0: within the offer
+    assert answer.h264 is not None and not answer.h264.level_asymmetry_allowed
+    assert "a=fmtp:101 level-asymmetry-allowed=0;packetization-mode=1;profile-level-id=42e01e" in (
+        answer.sdp
+    )
+    # with level asymmetry (as every captured offer has) the stream's higher level is fine
+    allowed = answer_for(
+        Offer.parse(load("aiortc_offer_video.sdp")), stream_profile_level_id="42e028"
+    )
+    assert allowed.h264 is not None and allowed.h264.level_asymmetry_allowed
+    assert "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e028" in allowed.sdp
 
 
 # --- H.264 profiles -----------------------------------------------------------------------
@@ -588,6 +746,34 @@ async def test_aiortc_accepts_our_answer(
             assert (codec.mimeType, codec.payloadType) == ("video/H264", answer.h264.payload_type)
         else:
             assert transceivers == [] and answer.h264 is None
+    finally:
+        await pc.close()
+
+
+async def test_aiortc_accepts_an_inactive_audio_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aioice.ice
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.rtcdtlstransport import RTCCertificate
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+    fingerprint = RTCCertificate.generateCertificate().getFingerprints()[0]
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = Offer.parse(pc.localDescription.sdp)
+        assert offer.bundle_tag is offer.sections[0] and offer.sections[0].kind == "audio"
+        answer = answer_for(
+            offer,
+            fingerprint=Fingerprint(fingerprint.algorithm, fingerprint.value),
+            candidates=[],
+            end_of_candidates=False,
+        )
+        assert answer.transport_mid == "0" and sections_of(answer.sdp)[1][0].startswith("m=audio 9")
+        await pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
+        audio, video = pc.getTransceivers()
+        assert (audio.currentDirection, video.currentDirection) == ("inactive", "recvonly")
     finally:
         await pc.close()
 
