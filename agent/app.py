@@ -49,6 +49,11 @@ CERTIFICATE_FILE = "dtls-certificate.pem"
 # which a flood is dropped (and logged) instead of growing memory.
 MAX_CONCURRENT_REQUESTS = 32
 MAX_WAITING_REQUESTS = 512
+# Larger messages are dropped unread; up to this size the dispatcher answers "too large"
+# (-32600) when it can find the request's id (PROTOCOL.md section 3).
+MAX_MESSAGE = 1024 * 1024
+# No frame from the camera for this long is reported as a camera error event.
+CAMERA_STALL = 5.0
 # Restart-only config sections: changed over config.set, they apply at the next start.
 LIVE_SECTIONS = {"camera", "access", "telemetry", "logging"}
 LIVE_WEBRTC_KEYS = {"max_viewers", "offer_rate_limit"}
@@ -115,6 +120,9 @@ class Agent:
         self._last_viewers = -1
         self._waiting_requests = 0
         self._dropped_requests = 0
+        self._stopping = False
+        self._frames_seen = 0
+        self._camera_stalled = False
         self.offer_limiter = _offer_limiter(config)
         self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.certificate = Certificate.load_or_create(self._state_dir / CERTIFICATE_FILE)
@@ -161,6 +169,7 @@ class Agent:
         await self.mqtt.start()
         self._spawn(self._telemetry_loop())
         self._spawn(self._watchdog_loop())
+        self._spawn(self._camera_watch_loop())
         _sd_notify("READY=1")
         logger.info(
             "edgecam %s: device %s, camera %s %dx%d@%g, broker %s",
@@ -176,6 +185,7 @@ class Agent:
     async def stop(self) -> None:
         """Close every session (each told ``closed``), go offline, stop the camera."""
         _sd_notify("STOPPING=1")
+        self._stopping = True
         await self.sessions.close_all("device shutting down")
         for task in list(self._tasks):
             task.cancel()
@@ -221,7 +231,7 @@ class Agent:
                 return self.stream_info()
             await self._apply_camera(wanted)
             try:
-                save_overrides(self._state_dir, {"camera": changes})
+                await asyncio.to_thread(save_overrides, self._state_dir, {"camera": changes})
             except (OSError, ValueError) as exc:
                 logger.warning("stream change applied but not saved: %s", exc)
             return self.stream_info()
@@ -251,16 +261,20 @@ class Agent:
     async def apply_config(self, patch: dict[str, Any]) -> dict[str, Any]:
         """Validate, apply what can be applied live, and only then save for the next start:
         a change the device cannot carry out must never be left on disk to fail the boot."""
-        new = apply_patch(self.config, patch)  # ConfigError (ValueError) names the key
-        ice_servers_from(new.webrtc.ice_servers)  # ValueError: refused before anything changes
-        if new.camera != self.config.camera:
-            async with self._stream_lock:
+        # One change at a time, each computed from the config the one before left: two admins
+        # changing different keys must not undo each other.
+        async with self._stream_lock:
+            new = apply_patch(self.config, patch)  # ConfigError (ValueError) names the key
+            ice_servers_from(new.webrtc.ice_servers)  # ValueError: refused, nothing changed
+            if new.camera != self.config.camera:
                 await self._apply_camera(new.camera)  # StreamChangeError: nothing saved
-        save_overrides(self._state_dir, patch)
-        if new.webrtc.offer_rate_limit != self.config.webrtc.offer_rate_limit:
-            self.offer_limiter = _offer_limiter(new)
-        self.config = new
-        self.sessions.max_viewers = new.webrtc.max_viewers
+            await asyncio.to_thread(save_overrides, self._state_dir, patch)
+            if new.webrtc.offer_rate_limit != self.config.webrtc.offer_rate_limit:
+                self.offer_limiter = _offer_limiter(new)
+            if new.logging.level != self.config.logging.level:
+                logging.getLogger().setLevel(new.logging.level_number)
+            self.config = new
+            self.sessions.max_viewers = new.webrtc.max_viewers
         restart = sorted(
             f"{section}.{key}"
             for section, keys in patch.items()
@@ -303,6 +317,13 @@ class Agent:
         self._publish_status(force=True)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
+        if self._stopping:
+            return  # shutting down: no new work (MQTT v5 clean start drops it for good)
+        if len(payload) > MAX_MESSAGE:
+            logger.warning(
+                "mqtt: dropped a %d-byte message on %r (limit %d)", len(payload), topic, MAX_MESSAGE
+            )
+            return
         client = topic[len(self._rpc_prefix) :] if topic.startswith(self._rpc_prefix) else ""
         if not client or "/" in client:
             logger.warning("mqtt: ignored a message on unexpected topic %r", topic)
@@ -347,11 +368,12 @@ class Agent:
             self._publish_status()
 
     def _session_candidate(self, client: str, session: str, candidate: str | None) -> None:
+        mid, mline = self.sessions.transport_of(client, session)
         params: dict[str, Any] = {
             "session": session,
             "candidate": None if candidate is None else f"candidate:{candidate}",
-            "sdpMid": self.sessions.transport_mid(client, session),
-            "sdpMLineIndex": 0,
+            "sdpMid": mid,
+            "sdpMLineIndex": mline,
         }
         self._notify(client, "webrtc.candidate", params)
 
@@ -366,7 +388,8 @@ class Agent:
         self.mqtt.publish(f"{self._prefix}/status", payload, qos=1, retain=True)
 
     def _event(self, name: str, **fields: Any) -> None:
-        body = {"event": name, "ts": time.time(), **{k: v for k, v in fields.items() if v}}
+        body = {"event": name, "ts": time.time()}
+        body.update((k, v) for k, v in fields.items() if v is not None)
         self.mqtt.publish(f"{self._prefix}/events", json.dumps(body).encode(), qos=1)
 
     async def _telemetry_loop(self) -> None:
@@ -398,6 +421,21 @@ class Agent:
             }
             last_bytes, last_at = total, now
             self.mqtt.publish(f"{self._prefix}/telemetry", json.dumps(body).encode(), qos=0)
+
+    async def _camera_watch_loop(self) -> None:
+        """Report a camera that stops producing frames (and its recovery) as events."""
+        while True:
+            await asyncio.sleep(CAMERA_STALL)
+            frames = self.fanout.stats.frames_in
+            stalled = frames == self._frames_seen
+            self._frames_seen = frames
+            if stalled and not self._camera_stalled:
+                logger.error("camera: no frame for %.0f s", CAMERA_STALL)
+                self._event("camera.error", message=f"no frame for {CAMERA_STALL:.0f} s")
+            elif not stalled and self._camera_stalled:
+                logger.info("camera: frames again")
+                self._event("camera.recovered")
+            self._camera_stalled = stalled
 
     async def _watchdog_loop(self) -> None:
         usec = os.environ.get("WATCHDOG_USEC")

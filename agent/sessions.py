@@ -74,6 +74,7 @@ class _Session:
     driver: PeerDriver | None = None
     state: str = "new"
     transport_mid: str | None = None
+    transport_mline: int = 0
     answered: bool = False
     # Local candidates found before the answer went out are in it; the rest wait here.
     held_candidates: list[str | None] = field(default_factory=list)
@@ -244,10 +245,11 @@ class SessionManager:
             )
         return rows
 
-    def transport_mid(self, client: str, session: str) -> str | None:
-        """The mid of the offer section whose transport the session uses (for trickle)."""
+    def transport_of(self, client: str, session: str) -> tuple[str | None, int]:
+        """The mid and m-line index of the offer section whose transport the session uses
+        (what a trickled candidate names)."""
         entry = self._sessions.get((client, session))
-        return entry.transport_mid if entry is not None else None
+        return (entry.transport_mid, entry.transport_mline) if entry is not None else (None, 0)
 
     @property
     def count(self) -> int:
@@ -298,6 +300,10 @@ class SessionManager:
         if answer.h264 is None and answer.datachannel_mid is None:
             raise NegotiationError("offer has nothing the device can answer")
         entry.transport_mid = answer.transport_mid
+        entry.transport_mline = next(
+            (i for i, section in enumerate(offer.sections) if section.mid == answer.transport_mid),
+            0,
+        )
         # Candidates already in the answer must not be trickled again.
         entry.held_candidates = [
             c for c in entry.held_candidates if c is None or c not in host_candidates
@@ -331,9 +337,10 @@ class SessionManager:
         entry.driver = PeerDriver(peer, ice, lambda event: self._peer_event(entry, event))
         entry.driver.start()
         entry.answered = True
-        self._set_state(entry, "connecting", None)
-        # Report trickled local candidates only after the answer is out, so no viewer
-        # gets a candidate for a session it has no answer for.
+        # Report state and trickled local candidates only after the answer is out
+        # (PROTOCOL.md section 4 order), so no viewer hears of a session it has no answer
+        # for: the caller sends the answer before the loop runs these.
+        self._loop.call_soon(self._set_state, entry, "connecting", None)
         self._loop.call_soon(self._release_candidates, entry)
         return answer.sdp
 

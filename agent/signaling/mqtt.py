@@ -34,6 +34,8 @@ from typing import Any, Final, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.signaling.mqtt_endpoint import MqttEndpoint, tls_context
@@ -47,6 +49,9 @@ BACKOFF_MAX: Final = 30.0
 STABLE_CONNECTION: Final = 10.0
 CONNECT_TIMEOUT: Final = 10.0  # paho's socket timeout for TCP connect and TLS/WS handshakes
 CONNACK_TIMEOUT: Final = 10.0
+# Largest packet the broker may send us (MQTT 5 CONNECT property): requests are at most
+# 64 KiB, so this leaves room for topics and properties and nothing for a memory attack.
+MAX_INCOMING_PACKET: Final = 1024 * 1024
 # Until a connection has succeeded, a CONNECT that gets no answer may be a protocol version the
 # broker cannot parse (amqtt ignores an MQTT 5 CONNECT that carries a will): give up sooner.
 PROBE_CONNACK_TIMEOUT: Final = 3.0
@@ -307,6 +312,10 @@ class MqttClient:
         kwargs: dict[str, Any] = {}
         if self._protocol == MQTTProtocolVersion.MQTTv5:
             kwargs["clean_start"] = True
+            # The broker must not send us anything larger: paho would read and copy it whole.
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.MaximumPacketSize = MAX_INCOMING_PACKET
+            kwargs["properties"] = properties
         rc = client.connect(
             self._endpoint.host, self._endpoint.port, keepalive=self._settings.keepalive, **kwargs
         )
@@ -402,6 +411,9 @@ class MqttClient:
                     raise _Fallback
             return f"broker refused the connection: {outcome}"
 
+        if self._sock is None:
+            # paho read the CONNACK and the connection's end in one go: not connected.
+            return "connection lost right after CONNACK"
         self._confirmed = True
         self._set_state(
             MqttState.CONNECTED, f"MQTT {self.protocol} as {self._settings.client_id}", logging.INFO
@@ -617,6 +629,13 @@ class MqttClient:
 
     def _paho_message(self, client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         if client is not self._paho:
+            return
+        if message.retain:
+            # A retained request would be run again at every (re)connect: requests are
+            # for now, never for later.
+            logger.warning(
+                "mqtt %s: ignored a retained message on %r", self._endpoint, message.topic
+            )
             return
         try:
             self._on_message(message.topic, bytes(message.payload))

@@ -42,7 +42,9 @@ logger = logging.getLogger(__name__)
 
 MAX_PAYLOAD: Final = 65536
 MAX_BATCH: Final = 32
-ID_SCAN_BYTES: Final = 4096
+# The whole of any message the agent accepts (it drops larger ones unread), so an id placed
+# after a large params object is still found.
+ID_SCAN_BYTES: Final = 1024 * 1024
 
 JsonId = str | int | float | None
 Params = dict[str, Any]

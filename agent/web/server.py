@@ -36,9 +36,8 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
 
 # No inline script can run, whatever a device manages to get into the page. The page talks to
 # the broker only (ws/wss); snapshots are data: URLs; mqtt.js runs its timers in a blob: worker.
-# 'unsafe-eval' is for test drivers: Playwright's wait_for_function evaluates strings.
 CONTENT_SECURITY_POLICY: Final = (
-    "default-src 'self'; script-src 'self' 'unsafe-eval'; worker-src 'self' blob:; "
+    "default-src 'self'; script-src 'self'; worker-src 'self' blob:; "
     "connect-src 'self' ws: wss:; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )

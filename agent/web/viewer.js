@@ -454,6 +454,12 @@ function end(s, next, reason) {
 
 function fail(s, err) {
   if (session !== s) return;
+  // Tell the device, unless it told us: otherwise it keeps the session (and a viewer slot)
+  // until ICE consent runs out. A notification: there is nothing to wait for.
+  const deviceFailed = err instanceof Error && err.message.startsWith("device:");
+  if (mq && !deviceFailed) {
+    publish(s.device, { jsonrpc: "2.0", method: "webrtc.close", params: { session: s.id } });
+  }
   $("session-error").textContent = noteError("session", err);
   end(s, "failed", err instanceof RpcError ? ERROR_NAMES[err.code] ?? "error" : "");
 }

@@ -82,6 +82,9 @@ class RpcClient:
         self._ids = itertools.count(1)
         self._pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
         self.notifications: list[dict[str, Any]] = []
+        # Everything on the reply topic in arrival order: "response" or the method notified.
+        self.arrivals: list[str] = []
+        self.responses: list[dict[str, Any]] = []
         self.other: list[tuple[str, bytes]] = []
         self._changed = asyncio.Event()
         self._stack = contextlib.AsyncExitStack()
@@ -115,12 +118,26 @@ class RpcClient:
                 self.other.append((topic, payload))
             else:
                 body = json.loads(payload)
+                self.arrivals.append(body.get("method", "response"))
+                if "method" not in body:
+                    self.responses.append(body)
                 future = self._pending.pop(body.get("id"), None) if "id" in body else None
                 if future is not None and not future.done():
                     future.set_result(body)
                 elif "method" in body:
                     self.notifications.append(body)
             self._changed.set()
+
+    def responses_for(self, request_id: Any) -> int:
+        return sum(1 for body in self.responses if body.get("id") == request_id)
+
+    async def wait_for_response(self, request_id: Any, timeout: float = WAIT) -> None:
+        async def arrived() -> None:
+            while not self.responses_for(request_id):
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(arrived(), timeout)
 
     async def publish(self, payload: bytes, topic: str | None = None) -> None:
         assert self.client is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
 
 import aiomqtt
@@ -240,3 +241,56 @@ async def test_viewer_limit_and_offer_rate_limit(broker: MosquittoBroker, agent:
             assert other["error"]["code"] == -32004
         finally:
             await viewer.close()
+
+
+async def test_the_answer_comes_before_any_notification_about_its_session(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with RpcClient(broker, "viewer-1") as client:
+        viewer = await watch(client, "s1")
+        try:
+            offer_reply = client.arrivals.index("response")
+            assert client.arrivals[:offer_reply] == []  # PROTOCOL.md section 4: answer first
+            assert "webrtc.state" in client.arrivals[offer_reply:]
+        finally:
+            await viewer.close()
+
+
+async def test_an_oversized_request_is_refused_by_its_id_wherever_the_id_is(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with RpcClient(broker, "viewer-1") as client:
+        big = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "method": "webrtc.offer",
+                "params": {"session": "s", "sdp": "a" * 70_000},
+                "id": 41,
+            }
+        ).encode()
+        assert (await client.raw_request(big, 41))["error"]["code"] == -32600
+        # Far past any request's size: dropped unread, and the agent carries on.
+        await client.publish(b'{"jsonrpc":"2.0","id":42,"params":"' + b"b" * 2_000_000 + b'"}')
+        assert (await client.call("device.status"))["state"] == "online"
+
+
+async def test_a_retained_request_is_not_run_again_on_reconnect(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with RpcClient(broker, "viewer-1") as client:
+        assert client.client is not None
+        retained = {"jsonrpc": "2.0", "id": 77, "method": "stream.keyframe", "params": {}}
+        await client.client.publish(
+            client.request_topic, json.dumps(retained).encode(), qos=1, retain=True
+        )
+        # Run once, live...
+        await client.wait_for_response(77)
+        # ...and not again when the device resubscribes after losing its connection.
+        reconnected = asyncio.Event()
+        agent.mqtt._on_connect = reconnected.set
+        sock = agent.mqtt._paho.socket()
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)
+        await asyncio.wait_for(reconnected.wait(), 30)
+        await client.call("device.status")  # a sentinel after the resubscription
+        assert client.responses_for(77) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -129,3 +130,27 @@ async def test_a_config_change_the_device_cannot_carry_out_is_not_saved(
         # camera kept running.
         assert not override.exists() or "typo" not in override.read_text()
         assert (await admin.call("stream.get"))["width"] == 320
+
+
+async def test_concurrent_config_changes_do_not_undo_each_other(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with RpcClient(broker, "admin-1") as one, RpcClient(broker, "admin-2") as two:
+        # The first restarts the camera (slow), the second lands meanwhile.
+        await asyncio.gather(
+            one.call("config.set", {"camera": {"width": 256, "height": 192}}),
+            two.call("config.set", {"access": {"viewer": ["viewer-*", "kiosk-*"]}}),
+        )
+        config = await one.call("config.get")
+        assert config["camera"]["width"] == 256
+        assert config["access"]["viewer"] == ["viewer-*", "kiosk-*"]
+        assert agent.config.access.role_for("kiosk-7") is not None
+
+
+async def test_a_camera_that_stops_is_reported_as_an_event(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with observer(broker, EVENTS) as obs:
+        agent.feed.stop()  # the camera stops delivering frames
+        event = await next_json(obs, EVENTS, lambda e: e["event"] == "camera.error", timeout=20)
+        assert "no frame" in event["message"]

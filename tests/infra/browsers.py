@@ -144,7 +144,10 @@ async def open_page(
     `ignore_https_errors=True` lets the page use https/wss servers with test-CA certificates
     (for example `MosquittoBroker(ws_tls=True).ws_url`).
     """
-    context = await browser.new_context(ignore_https_errors=ignore_https_errors)
+    # bypass_csp: the viewer's CSP forbids eval, which Playwright's wait_for_function uses.
+    context = await browser.new_context(
+        ignore_https_errors=ignore_https_errors, bypass_csp=True
+    )
     await context.grant_permissions(["camera", "microphone"])
     page = await context.new_page()
     page.on("console", _log_console)

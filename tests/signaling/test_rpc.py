@@ -349,12 +349,14 @@ async def test_payload_limit_is_64_kib_checked_before_parsing() -> None:
     assert len(h.calls) == 1
 
 
-async def test_oversized_payload_with_id_beyond_the_scan_is_dropped() -> None:
+async def test_oversized_payload_is_answered_wherever_its_id_is() -> None:
+    # PROTOCOL.md section 3: answered "where an id can be read", also after large params.
     h = Harness()
     payload = (
         b'{"jsonrpc":"2.0","method":"test.echo","params":{"text":"' + b"x" * 70_000 + b'"},"id":1}'
     )
-    assert await h.raw(payload) is None
+    reply = await h.raw(payload)
+    assert reply is not None and error_of(json.loads(reply))[:2] == (1, -32600)
 
 
 # --- -32601 method not found ------------------------------------------------------------------
