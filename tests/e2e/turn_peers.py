@@ -178,7 +178,7 @@ async def run_agent(address: str, ice_servers_json: str) -> None:
         manager = stack.manager
         stack.candidates = _Emitting(
             lambda item: _emit(
-                "candidate", candidate=item[2], mid=manager.transport_mid(CLIENT, SESSION)
+                "candidate", candidate=item[2], mid=manager.transport_of(CLIENT, SESSION)[0]
             )
         )
         stack.states = _Emitting(lambda item: _emit("state", state=item[2], reason=item[3]))
