@@ -3,7 +3,7 @@
 The peer never sees a socket or a clock; this driver feeds it ``loop.time()`` as ``now``,
 arms one ``call_at`` for the peer's earliest timer, and sends what the peer produced after
 every input. Sending is synchronous on a plain UDP pair (no coroutine per packet on the hot
-path); relayed pairs go through aioice's coroutine, in order, from one writer task.
+path, relayed pairs included: aioice's TURN transport takes a synchronous sendto).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 
 from agent.net.ice import IceTransport
@@ -20,9 +19,6 @@ from agent.rtc.peer import PeerClosed, PeerEvent, PeerFailed, PeerSession, PeerS
 
 logger = logging.getLogger(__name__)
 
-# Datagrams queued for a relayed pair before the oldest are dropped: a viewer behind a
-# congested TURN server must not grow the device's memory.
-MAX_QUEUED = 2048
 # From the answer to a working candidate pair (gathering included); browsers give up
 # after about 30 s as well.
 ICE_CONNECT_TIMEOUT = 30.0
@@ -48,8 +44,6 @@ class PeerDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._send_now: Callable[[bytes], None] | None = None
-        self._queue: deque[bytes] = deque(maxlen=MAX_QUEUED)
-        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._ended = False
 
@@ -77,8 +71,9 @@ class PeerDriver:
             )
             return
         self._send_now = self.ice.sender()
-        if self._send_now is None:
-            self._tasks.append(self._loop.create_task(self._writer(), name=f"{self.peer.name}-tx"))
+        if self._send_now is None:  # connect() returned, so a pair is nominated
+            self._end(PeerFailed("ice connected without a nominated pair"))
+            return
         self.peer.start(self._loop.time())
         self._after_input()
         while not self._ended:
@@ -131,27 +126,15 @@ class PeerDriver:
         if not datagrams:
             return
         send = self._send_now
-        if send is not None:
-            try:
-                for datagram in datagrams:
-                    send(datagram)
-            except OSError as exc:
-                # UDP send errors (unreachable, buffer full) lose these packets only; consent
-                # freshness decides whether the viewer is gone.
-                logger.debug("%s: send failed: %s", self.peer.name, exc)
-        else:
-            self._queue.extend(datagrams)
-            self._wake.set()
-
-    async def _writer(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                try:
-                    await self.ice.send(self._queue.popleft())
-                except ConnectionError:
-                    return
+        if send is None:
+            return  # before ICE connects the peer has nothing to send
+        try:
+            for datagram in datagrams:
+                send(datagram)
+        except OSError as exc:
+            # UDP send errors (unreachable, buffer full) lose these packets only; consent
+            # freshness decides whether the viewer is gone.
+            logger.debug("%s: send failed: %s", self.peer.name, exc)
 
     def _arm_timer(self) -> None:
         deadline = None if self._ended else self.peer.get_timer()

@@ -279,9 +279,6 @@ class IceTransport:
 
         return send
 
-    async def send(self, data: bytes) -> None:
-        await self._conn.send(data)
-
     async def recv(self) -> bytes:
         data: bytes = await self._conn.recv()
         return data
