@@ -15,13 +15,18 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 import pytest
 
 from tests.infra.netns import netns_argv, netns_entered
 from tests.infra.pki import Pki
-from tests.infra.tools import free_port, require_tool, stop_process, tcp_accepts, wait_until
+from tests.infra.tools import (
+    free_port,
+    require_tool,
+    start_server,
+    stop_process,
+    tcp_accepts,
+)
 
 _STUN_MAGIC = 0x2112A442
 
@@ -80,7 +85,6 @@ class Coturn:
         names = ("localhost", "127.0.0.1") if host == "127.0.0.1" else (host, "localhost")
         self.cert_path, self.key_path = pki.issue(f"turn-{host}-{self.port}", server_names=names)
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         lines = [
             f"listening-ip={host}",
             f"relay-ip={host}",
@@ -129,13 +133,6 @@ class Coturn:
         """Start turnserver; returns once UDP answers STUN and both TCP ports accept."""
         if self.running:
             return self
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            netns_argv(self.netns, [self.turnserver, "-c", str(self.conf_path)]),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
 
         def ready() -> bool:
             with netns_entered(self.netns):
@@ -145,26 +142,19 @@ class Coturn:
                     and tcp_accepts(self.host, self.tls_port)
                 )
 
-        try:
-            wait_until(
-                ready,
-                timeout=self.start_timeout,
-                what="turnserver",
-                proc=self._proc,
-                log=self.log_path,
-            )
-        except BaseException:
-            self.stop()
-            raise
+        self._proc = start_server(
+            netns_argv(self.netns, [self.turnserver, "-c", str(self.conf_path)]),
+            self.log_path,
+            ready=ready,
+            timeout=self.start_timeout,
+            what="turnserver",
+        )
         return self
 
     def stop(self) -> None:
         if self._proc is not None:
             stop_process(self._proc)
             self._proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def __enter__(self) -> Coturn:
         return self.start()

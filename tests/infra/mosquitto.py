@@ -16,13 +16,18 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 import pytest
 
 from tests.infra.netns import netns_argv, netns_entered
 from tests.infra.pki import Pki
-from tests.infra.tools import free_port, require_tool, stop_process, tcp_accepts, wait_until
+from tests.infra.tools import (
+    free_port,
+    require_tool,
+    start_server,
+    stop_process,
+    tcp_accepts,
+)
 
 DEFAULT_VIEWERS: Mapping[str, str] = {"viewer": "viewer-secret"}
 
@@ -88,7 +93,6 @@ class MosquittoBroker:
             f"mosquitto-{host}-{self.tls_port}", server_names=names
         )
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         self._write_files()
 
     @property
@@ -159,13 +163,6 @@ class MosquittoBroker:
         """Start the broker and return once both listeners accept connections."""
         if self.running:
             return self
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            netns_argv(self.netns, [self.mosquitto, "-c", str(self.conf_path)]),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
 
         def ready() -> bool:
             with netns_entered(self.netns):
@@ -173,25 +170,18 @@ class MosquittoBroker:
                     self.host, self.ws_port
                 )
 
-        try:
-            wait_until(
-                ready,
-                timeout=self.start_timeout,
-                what="mosquitto",
-                proc=self._proc,
-                log=self.log_path,
-            )
-        except BaseException:
-            self.kill()
-            raise
+        self._proc = start_server(
+            netns_argv(self.netns, [self.mosquitto, "-c", str(self.conf_path)]),
+            self.log_path,
+            ready=ready,
+            timeout=self.start_timeout,
+            what="mosquitto",
+        )
         return self
 
     def _reap(self, proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
         self._proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def stop(self) -> None:
         """Graceful stop (SIGTERM); a no-op when not running."""

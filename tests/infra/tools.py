@@ -76,6 +76,26 @@ def wait_until(
         time.sleep(interval)
 
 
+def start_server(
+    argv: list[str], log: Path, *, ready: Callable[[], bool], timeout: float, what: str
+) -> subprocess.Popen[bytes]:
+    """Start a server whose output is appended to `log`; return once `ready()` holds.
+
+    If it exits or is not ready in time, it is killed and the error carries the log's tail.
+    """
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    try:
+        wait_until(ready, timeout=timeout, what=what, proc=proc, log=log)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
 def tcp_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
     """Whether a TCP connect to host:port succeeds now."""
     try:
