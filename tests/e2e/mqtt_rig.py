@@ -14,6 +14,7 @@ import aiomqtt
 
 from agent.app import Agent
 from agent.config import load_config
+from tests.e2e.aiortc_viewer import AiortcViewer
 from tests.infra.mosquitto import MosquittoBroker
 
 DEVICE = "cam-01"
@@ -189,6 +190,17 @@ class RpcClient:
                 and n["params"].get("state") == state
             )
         )
+
+
+async def watch(client: RpcClient, session: str) -> AiortcViewer:
+    """Offer over MQTT, apply the answer and trickled candidates, wait for 'connected'."""
+    viewer = AiortcViewer()
+    result = await client.call("webrtc.offer", {"session": session, "sdp": await viewer.offer()})
+    assert result["session"] == session
+    assert "a=ice-options:trickle" in result["sdp"]
+    await viewer.accept(result["sdp"])
+    await client.wait_state(session, "connected")
+    return viewer
 
 
 @contextlib.asynccontextmanager

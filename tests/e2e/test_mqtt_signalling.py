@@ -19,21 +19,11 @@ from tests.e2e.mqtt_rig import (
     RpcClient,
     next_json,
     observer,
+    watch,
 )
 from tests.infra.mosquitto import MosquittoBroker
 
 STATUS = f"{PREFIX}/{DEVICE}/status"
-
-
-async def watch(client: RpcClient, session: str) -> AiortcViewer:
-    """Offer over MQTT, apply the answer and trickled candidates, wait for 'connected'."""
-    viewer = AiortcViewer()
-    result = await client.call("webrtc.offer", {"session": session, "sdp": await viewer.offer()})
-    assert result["session"] == session
-    assert "a=ice-options:trickle" in result["sdp"]
-    await viewer.accept(result["sdp"])
-    await client.wait_state(session, "connected")
-    return viewer
 
 
 async def test_aiortc_viewer_signals_over_mqtt_and_decodes(

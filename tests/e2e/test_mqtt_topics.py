@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agent.app import Agent
 from tests.e2e.aiortc_viewer import AiortcViewer
-from tests.e2e.mqtt_rig import DEVICE, PREFIX, RpcClient, next_json, observer
+from tests.e2e.mqtt_rig import DEVICE, PREFIX, RpcClient, next_json, observer, watch
 from tests.infra.mosquitto import MosquittoBroker
 
 TELEMETRY = f"{PREFIX}/{DEVICE}/telemetry"
@@ -17,12 +17,8 @@ EVENTS = f"{PREFIX}/{DEVICE}/events"
 
 async def test_events_and_telemetry_follow_a_session(broker: MosquittoBroker, agent: Agent) -> None:
     async with observer(broker, TELEMETRY, EVENTS) as obs, RpcClient(broker, "viewer-1") as client:
-        viewer = AiortcViewer()
+        viewer = await watch(client, "s1")
         try:
-            result = await client.call(
-                "webrtc.offer", {"session": "s1", "sdp": await viewer.offer()}
-            )
-            await viewer.accept(result["sdp"])
             opened = await next_json(obs, EVENTS, lambda e: e["event"] == "session.opened")
             assert opened["session"] == "s1" and opened["client"] == "viewer-1"
             assert isinstance(opened["ts"], float)
@@ -96,10 +92,8 @@ async def test_resolution_change_reaches_a_live_viewer(
     broker: MosquittoBroker, agent: Agent
 ) -> None:
     async with RpcClient(broker, "ops-1") as ops:
-        viewer = AiortcViewer()
+        viewer = await watch(ops, "s")
         try:
-            result = await ops.call("webrtc.offer", {"session": "s", "sdp": await viewer.offer()})
-            await viewer.accept(result["sdp"])
             await viewer.wait_frames(5)
             stream = await ops.call("stream.set", {"width": 480, "height": 272, "framerate": 15})
             assert (stream["framerate"], stream["bitrate"]) == (15, 500_000)

@@ -7,8 +7,15 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.e2e.aiortc_viewer import AiortcViewer
-from tests.e2e.mqtt_rig import DEVICE, PREFIX, RpcClient, next_json, observer, write_agent_config
+from tests.e2e.mqtt_rig import (
+    DEVICE,
+    PREFIX,
+    RpcClient,
+    next_json,
+    observer,
+    watch,
+    write_agent_config,
+)
 from tests.infra.mosquitto import MosquittoBroker
 
 STATUS = f"{PREFIX}/{DEVICE}/status"
@@ -32,13 +39,8 @@ async def test_sigterm_closes_sessions_publishes_offline_and_exits_0(
     try:
         async with observer(broker, STATUS) as obs, RpcClient(broker, "viewer-1") as client:
             await next_json(obs, STATUS, lambda s: s["state"] == "online")
-            viewer = AiortcViewer()
+            viewer = await watch(client, "s1")
             try:
-                result = await client.call(
-                    "webrtc.offer", {"session": "s1", "sdp": await viewer.offer()}
-                )
-                await viewer.accept(result["sdp"])
-                await client.wait_state("s1", "connected")
                 await viewer.wait_frames(10)
 
                 agent.send_signal(signal.SIGTERM)
