@@ -27,6 +27,10 @@ def recorder() -> tuple[list[str | None], asyncio.Event, Callable[[str | None], 
     return found, done, on_candidate
 
 
+def turn_server(coturn: Coturn, transport: str) -> TurnServer:
+    return TurnServer(coturn.host, coturn.port, coturn.username, coturn.password, transport)
+
+
 async def test_loopback_host_candidate_then_end_of_candidates() -> None:
     found, done, on_candidate = recorder()
     ice = IceTransport(addresses=["127.0.0.1"], servers=IceServers(), on_candidate=on_candidate)
@@ -95,13 +99,7 @@ async def test_relay_candidates_from_coturn_trickle_after_the_host_one(
     coturn_server: Coturn, transport: str
 ) -> None:
     found, done, on_candidate = recorder()
-    turn = TurnServer(
-        coturn_server.host,
-        coturn_server.port,
-        coturn_server.username,
-        coturn_server.password,
-        transport=transport,
-    )
+    turn = turn_server(coturn_server, transport)
     ice = IceTransport(
         addresses=["127.0.0.1"],
         servers=IceServers(stun=((coturn_server.host, coturn_server.port),), turn=(turn,)),
@@ -135,13 +133,7 @@ async def test_closing_during_gathering_leaves_no_turn_allocation(
 ) -> None:
     before = len(_live_turn_clients())
     _, _, on_candidate = recorder()
-    turn = TurnServer(
-        coturn_server.host,
-        coturn_server.port,
-        coturn_server.username,
-        coturn_server.password,
-        transport=transport,
-    )
+    turn = turn_server(coturn_server, transport)
     ice = IceTransport(
         addresses=["127.0.0.1"], servers=IceServers(turn=(turn,)), on_candidate=on_candidate
     )
