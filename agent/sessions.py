@@ -218,9 +218,6 @@ class SessionManager:
         self._sessions.clear()
         await asyncio.gather(*(self._teardown(e, "closed", reason) for e in entries))
 
-    def has(self, client: str, session: str) -> bool:
-        return (client, session) in self._sessions
-
     def send_application_data(self, client: str, session: str, data: bytes) -> None:
         entry = self._sessions.get((client, session))
         if entry is not None and entry.driver is not None:
