@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from agent.control import session, stream, webrtc
+from agent.control import camera, config, session, stream, webrtc
 from agent.control.api import Device
-from agent.signaling.rpc import MethodTable
+from agent.rpc.methods import MethodTable
 
 
 def build_method_table(device: Device) -> MethodTable:
     table = MethodTable()
-    webrtc.register(table, device)
-    stream.register(table, device)
-    session.register(table, device)
+    for family in (webrtc, stream, camera, session, config):
+        family.register(table, device)
     return table

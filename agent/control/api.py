@@ -1,28 +1,23 @@
 """What the control methods need from the running agent, and nothing more.
 
-The methods are shared by MQTT and the datachannel and know nothing of sockets or brokers;
-``app.py`` provides an object with this shape.
+The methods are shared by MQTT and the datachannel and know nothing of sockets, brokers or
+the session manager; ``agent.runtime`` provides an object of this shape.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from agent.net.ice import IceServers
-from agent.sessions import SessionManager
-from agent.signaling.ratelimit import PerKeyLimiter
-
 
 class StreamChangeError(Exception):
-    """stream.set asked for something the camera cannot do."""
+    """The camera cannot do what was asked (stream.set, camera.snapshot, config.set)."""
+
+
+class BadParamsError(ValueError):
+    """A param the device cannot use (-32602); the message names it (``params.x: ...``)."""
 
 
 class Device(Protocol):
-    sessions: SessionManager
-    offer_limiter: PerKeyLimiter
-
-    def now(self) -> float: ...
-
     def status(self) -> dict[str, Any]: ...
 
     def stream_info(self) -> dict[str, Any]: ...
@@ -37,4 +32,21 @@ class Device(Protocol):
 
     async def apply_config(self, patch: dict[str, Any]) -> dict[str, Any]: ...
 
-    def ice_servers_from(self, servers: list[dict[str, Any]]) -> IceServers: ...
+    def allow_offer(self, client: str) -> bool:
+        """Whether ``client`` is within its offer rate limit (takes one token)."""
+        ...
+
+    async def offer(
+        self, client: str, session: str, sdp: str, ice_servers: list[dict[str, Any]] | None
+    ) -> str:
+        """The answer SDP; ``ice_servers`` replaces the configured ones for this session
+        (BadParamsError naming the bad entry)."""
+        ...
+
+    async def add_candidate(
+        self, client: str, session: str, candidate: str | None, mid: str | None
+    ) -> None: ...
+
+    async def close_session(self, client: str, session: str, reason: str) -> None: ...
+
+    def session_rows(self) -> list[dict[str, Any]]: ...

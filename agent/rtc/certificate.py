@@ -6,10 +6,10 @@ signed by its own key and inside its validity period. Its common name is random 
 it does not tell anyone which software or device answered.
 
 Persistence (`load_or_create`): key and certificate live in one PEM file, mode 0600,
-replaced atomically (temporary file in the same directory, fsync, `os.replace`, fsync of
-the directory) so that a power cut leaves either the old or the new file, never half of
-one. A file that exists but cannot be read or parsed is an error naming the path: silently
-replacing it could hide a wrong path or a disk problem. A certificate that has expired, or
+replaced atomically by the caller's writer (agent.config.store.write_atomically) so that a
+power cut leaves either the old or the new file, never half of one. A file that exists but
+cannot be read or parsed is an error naming the path: silently replacing it could hide a
+wrong path or a disk problem. A certificate that has expired, or
 expires within `RENEW_BEFORE`, is replaced by a new one; one that is "not yet valid" is
 kept, because that only means the clock is behind (a Raspberry Pi without an RTC boots
 with an old clock) and peers do not check validity anyway.
@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 import secrets
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -31,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 logger = logging.getLogger(__name__)
+
+FileWriter = Callable[[Path, bytes, int], None]
 
 # Back-dating tolerates peers whose clocks run behind ours.
 VALID_BEFORE_NOW = datetime.timedelta(days=30)
@@ -115,12 +116,16 @@ class Certificate:
         return cls(key, cert)
 
     @classmethod
-    def load_or_create(cls, path: Path, *, now: datetime.datetime | None = None) -> Certificate:
+    def load_or_create(
+        cls, path: Path, *, write: FileWriter, now: datetime.datetime | None = None
+    ) -> Certificate:
         """Load the PEM key+certificate at `path`, creating or renewing it when needed.
 
         Missing file: a new certificate is written (parent directories created, mode 0700).
         Expired or expiring within `RENEW_BEFORE` of `now`: replaced by a new one.
         Unreadable or corrupt: ValueError naming `path` (delete the file to start over).
+        `write(path, data, mode)` replaces a file atomically (the caller's file store: this
+        core does no I/O policy of its own).
         """
         if now is None:
             now = datetime.datetime.now(datetime.UTC)
@@ -128,7 +133,7 @@ class Certificate:
             data = path.read_bytes()
         except FileNotFoundError:
             certificate = cls.generate(now=now)
-            certificate._write(path)
+            certificate._write(path, write)
             logger.info("created DTLS certificate %s", path)
             return certificate
         except OSError as exc:
@@ -137,13 +142,14 @@ class Certificate:
         certificate = cls.from_pem(data, source=str(path))
         if now >= certificate.x509.not_valid_after_utc - RENEW_BEFORE:
             certificate = cls.generate(now=now)
-            certificate._write(path)
+            certificate._write(path, write)
             logger.info("renewed expiring DTLS certificate %s", path)
         return certificate
 
-    def _write(self, path: Path) -> None:
+    def _write(self, path: Path, write: FileWriter) -> None:
         try:
-            self._write_atomically(path)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write(path, self.to_pem(), 0o600)  # the key is never readable by others
         except OSError as exc:
             raise ValueError(f"cannot write DTLS certificate {path}: {exc.strerror}") from exc
 
@@ -176,28 +182,6 @@ class Certificate:
     def fingerprint(self, algorithm: str = "sha-256") -> str:
         """The certificate digest as SDP `a=fingerprint` writes it: `AB:CD:...`."""
         return format_fingerprint(certificate_digest(self._cert, algorithm))
-
-    def _write_atomically(self, path: Path) -> None:
-        directory = path.parent
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # mkstemp creates the file 0600 whatever the umask, so the key is never readable
-        # by others, not even briefly.
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(self.to_pem())
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        # The rename itself is only durable once the directory entry is on disk.
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
     def __repr__(self) -> str:
         return f"Certificate(sha-256={self.fingerprint()})"

@@ -26,7 +26,7 @@ import contextlib
 import inspect
 import logging
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -56,6 +56,9 @@ MAX_INCOMING_PACKET: Final = 1024 * 1024
 # broker cannot parse (amqtt ignores an MQTT 5 CONNECT that carries a will): give up sooner.
 PROBE_CONNACK_TIMEOUT: Final = 3.0
 QUEUE_LIMIT: Final = 256
+# Messages of one owner (a client's replies) in flight at once: one client's backlog then
+# never fills the queue that every other client's replies go through.
+OWNER_SHARE: Final = 32
 FINAL_ACK_TIMEOUT: Final = 3.0
 DISCONNECT_TIMEOUT: Final = 1.0
 MISC_INTERVAL: Final = 1.0
@@ -142,6 +145,9 @@ class MqttClient:
         self._subscriptions: dict[str, int] = {}
         self._queue: deque[tuple[str, bytes, int, bool]] = deque()
         self._dropped = 0
+        self._owner_of: dict[int, str] = {}  # mid -> owner, until paho has sent it
+        self._in_flight: Counter[str] = Counter()
+        self.dropped_over_share = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected_event = asyncio.Event()
@@ -194,17 +200,32 @@ class MqttClient:
         if self.connected:
             self._paho.subscribe(topic, qos)
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> bool:
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        owner: str | None = None,
+    ) -> bool:
         """Hand a message to the broker without blocking; False if it was dropped.
 
         While disconnected, QoS 0 is dropped and QoS >= 1 waits (at most `QUEUE_LIMIT`
-        messages) for the next connection.
+        messages) for the next connection. A message with an ``owner`` (the client a reply is
+        for) is dropped while that owner already has `OWNER_SHARE` messages in flight.
         """
         if qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
         if self.connected:
+            if owner is not None and self._in_flight[owner] >= OWNER_SHARE:
+                self.dropped_over_share += 1
+                return False
             info = self._paho.publish(topic, payload, qos, retain)
             if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                if owner is not None and not info.is_published():
+                    self._owner_of[info.mid] = owner
+                    self._in_flight[owner] += 1
                 return True
             logger.debug(
                 "mqtt %s: publish on %s dropped: %s",
@@ -472,6 +493,8 @@ class MqttClient:
     def _connection_ended(self, reason: str) -> None:
         """An established connection is gone (lost, or closed by `stop()`)."""
         self._connected_event.clear()
+        self._owner_of.clear()  # what paho had not sent is gone with the connection
+        self._in_flight.clear()
         if self._state is MqttState.CONNECTED:
             self._set_state(MqttState.DISCONNECTED, reason, logging.WARNING)
         if self._on_disconnect is not None:
@@ -645,9 +668,14 @@ class MqttClient:
             )
 
     def _paho_publish(
-        self, client: paho.Client, _userdata: Any, _mid: int, _reason: ReasonCode, _properties: Any
+        self, client: paho.Client, _userdata: Any, mid: int, _reason: ReasonCode, _properties: Any
     ) -> None:
         if client is self._paho:
+            owner = self._owner_of.pop(mid, None)
+            if owner is not None:
+                self._in_flight[owner] -= 1
+                if self._in_flight[owner] <= 0:
+                    del self._in_flight[owner]
             self._published_event.set()
 
     def _paho_subscribe(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.app import Agent
+from agent.runtime.app import Agent
 from tests.e2e.aiortc_viewer import loopback_only_host_addresses
 from tests.e2e.mqtt_rig import running_agent
 from tests.infra.mosquitto import MosquittoBroker

@@ -12,8 +12,8 @@ from typing import Any
 
 import aiomqtt
 
-from agent.app import Agent
 from agent.config import load_config
+from agent.runtime.app import Agent
 from tests.e2e.aiortc_viewer import AiortcViewer
 from tests.infra.mosquitto import MosquittoBroker
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from agent.media.fanout import FanOut
 from agent.media.feed import CameraFeed
 from agent.net.ice import IceServers
+from agent.net.sessions import SessionManager
 from agent.rtc.certificate import Certificate
 from agent.rtc.dtls import SrtpProfile
-from agent.sessions import SessionManager
 from hw.source import StreamSettings
 from hw.testsrc import TestPatternSource
 

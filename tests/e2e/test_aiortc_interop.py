@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import aioice.ice
 import pytest
 
+from agent.net.sessions import UnknownSessionError
 from agent.rtc.dtls import SrtpProfile
-from agent.sessions import UnknownSessionError
 from tests.e2e.aiortc_viewer import AiortcViewer
 from tests.e2e.stack import Stack, running_stack
 

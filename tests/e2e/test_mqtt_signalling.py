@@ -10,8 +10,8 @@ import ssl
 import aiomqtt
 import pytest
 
-from agent.app import Agent
-from agent.signaling.ratelimit import PerKeyLimiter
+from agent.rpc.ratelimit import PerKeyLimiter
+from agent.runtime.app import Agent
 from tests.e2e.aiortc_viewer import AiortcViewer
 from tests.e2e.mqtt_rig import (
     DEVICE,

@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from agent.app import Agent
+from agent.runtime.app import Agent
 from tests.e2e.aiortc_viewer import AiortcViewer
 from tests.e2e.mqtt_rig import DEVICE, PREFIX, RpcClient, next_json, observer, watch
 from tests.infra.mosquitto import MosquittoBroker
@@ -141,10 +141,15 @@ async def test_concurrent_config_changes_do_not_undo_each_other(
         assert agent.config.access.role_for("kiosk-7") is not None
 
 
-async def test_a_camera_that_stops_is_reported_as_an_event(
+async def test_a_camera_that_stops_is_reported_and_restarted(
     broker: MosquittoBroker, agent: Agent
 ) -> None:
     async with observer(broker, EVENTS) as obs:
-        agent.feed.stop()  # the camera stops delivering frames
+        source = agent.camera.source
+        assert source is not None
+        source.stop()  # the camera stops delivering frames
         event = await next_json(obs, EVENTS, lambda e: e["event"] == "camera.error", timeout=20)
         assert "no frame" in event["message"]
+        # The supervisor restarts it: frames again, and the agent says so.
+        await next_json(obs, EVENTS, lambda e: e["event"] == "camera.recovered", timeout=30)
+        assert agent.camera.restarts >= 1 and agent.camera.source is not source

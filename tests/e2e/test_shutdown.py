@@ -29,7 +29,7 @@ async def test_sigterm_closes_sessions_publishes_offline_and_exits_0(
     agent = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "agent.cli",
+        "agent.tools.cli",
         "run",
         "--config",
         str(config),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import Agent
+from agent.runtime.app import Agent
 from agent.web.server import ViewerServer, viewer_url
 from tests.e2e.mqtt_rig import DEVICE
 from tests.infra.browsers import launch_chromium, open_page, page_webrtc_stats

@@ -170,7 +170,7 @@ class _Emitting(list[Any]):
 
 
 async def run_agent(address: str, ice_servers_json: str) -> None:
-    from agent.app import ice_servers_from
+    from agent.runtime.ice_servers import ice_servers_from
     from tests.e2e.stack import running_stack
 
     servers = ice_servers_from(json.loads(ice_servers_json))

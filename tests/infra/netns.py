@@ -131,7 +131,7 @@ class Topology:
             agent, viewer, turn = (topo.add_host(n) for n in ("agent", "viewer", "turn"))
             topo.isolate(agent, viewer)
             with Coturn(workdir, pki, host=turn.address, netns=turn.netns):
-                proc = topo.run_in(agent, [sys.executable, "-m", "agent.cli", ...])
+                proc = topo.run_in(agent, [sys.executable, "-m", "agent.tools.cli", ...])
     """
 
     def __init__(self, *, base: str = "10.77") -> None:

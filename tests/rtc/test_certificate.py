@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from agent.config.store import write_atomically
 from agent.rtc.certificate import RENEW_BEFORE, Certificate
 
 NOW = datetime.datetime(2030, 6, 1, 12, 0, tzinfo=datetime.UTC)
@@ -27,6 +28,10 @@ HASHLIB_NAMES = {
     "sha-512": "sha512",
 }
 
+
+
+def load_or_create(path: Path, now: datetime.datetime | None = None) -> Certificate:
+    return Certificate.load_or_create(path, write=write_atomically, now=now)
 
 def test_generate_makes_self_signed_p256_certificate_around_now() -> None:
     cert = Certificate.generate(now=NOW)
@@ -69,18 +74,18 @@ def test_load_or_create_creates_private_file_then_loads_same_certificate(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "state" / "dtls.pem"
-    created = Certificate.load_or_create(path, now=NOW)
+    created = load_or_create(path, now=NOW)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert os.listdir(path.parent) == ["dtls.pem"]  # no temporary file left behind
-    loaded = Certificate.load_or_create(path, now=NOW)
+    loaded = load_or_create(path, now=NOW)
     assert loaded.fingerprint() == created.fingerprint()
     assert loaded.private_key.private_numbers() == created.private_key.private_numbers()
 
 
 def test_file_holds_pem_key_then_certificate(tmp_path: Path) -> None:
     path = tmp_path / "dtls.pem"
-    cert = Certificate.load_or_create(path)
+    cert = load_or_create(path)
     data = path.read_bytes()
     assert data.startswith(b"-----BEGIN PRIVATE KEY-----")
     assert b"-----BEGIN CERTIFICATE-----" in data
@@ -91,7 +96,7 @@ def test_corrupt_file_is_a_value_error_naming_the_path(tmp_path: Path) -> None:
     path = tmp_path / "dtls.pem"
     path.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot base64 at all\n")
     with pytest.raises(ValueError, match=re.escape(str(path))):
-        Certificate.load_or_create(path)
+        load_or_create(path)
     assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----\nnot")  # left alone
 
 
@@ -101,49 +106,49 @@ def test_key_and_certificate_that_do_not_belong_together_are_rejected(tmp_path: 
     key_pem = a.to_pem().split(b"-----BEGIN CERTIFICATE-----")[0]
     path.write_bytes(key_pem + b.x509.public_bytes(serialization.Encoding.PEM))
     with pytest.raises(ValueError, match="does not belong"):
-        Certificate.load_or_create(path)
+        load_or_create(path)
 
 
 def test_unreadable_file_is_a_value_error_naming_the_path(tmp_path: Path) -> None:
     path = tmp_path / "dtls.pem"
     path.mkdir()  # reading a directory fails even for root
     with pytest.raises(ValueError, match=f"cannot read DTLS certificate {re.escape(str(path))}"):
-        Certificate.load_or_create(path)
+        load_or_create(path)
 
 
 def test_expired_certificate_is_replaced(tmp_path: Path) -> None:
     path = tmp_path / "dtls.pem"
-    old = Certificate.load_or_create(path, now=NOW)
+    old = load_or_create(path, now=NOW)
     later = NOW + datetime.timedelta(days=400)
-    new = Certificate.load_or_create(path, now=later)
+    new = load_or_create(path, now=later)
     assert new.fingerprint() != old.fingerprint()
     assert new.x509.not_valid_after_utc == later + datetime.timedelta(days=365)
-    assert Certificate.load_or_create(path, now=later).fingerprint() == new.fingerprint()
+    assert load_or_create(path, now=later).fingerprint() == new.fingerprint()
 
 
 def test_certificate_about_to_expire_is_renewed_but_not_before(tmp_path: Path) -> None:
     path = tmp_path / "dtls.pem"
-    old = Certificate.load_or_create(path, now=NOW)
+    old = load_or_create(path, now=NOW)
     expiry = old.x509.not_valid_after_utc
-    kept = Certificate.load_or_create(path, now=expiry - RENEW_BEFORE - datetime.timedelta(1))
+    kept = load_or_create(path, now=expiry - RENEW_BEFORE - datetime.timedelta(1))
     assert kept.fingerprint() == old.fingerprint()
-    renewed = Certificate.load_or_create(path, now=expiry - RENEW_BEFORE)
+    renewed = load_or_create(path, now=expiry - RENEW_BEFORE)
     assert renewed.fingerprint() != old.fingerprint()
 
 
 def test_certificate_from_the_future_is_kept(tmp_path: Path) -> None:
     # A clock that is behind (no RTC at boot) is no reason to throw the key away.
     path = tmp_path / "dtls.pem"
-    old = Certificate.load_or_create(path, now=NOW)
+    old = load_or_create(path, now=NOW)
     earlier = NOW - datetime.timedelta(days=3650)
-    assert Certificate.load_or_create(path, now=earlier).fingerprint() == old.fingerprint()
+    assert load_or_create(path, now=earlier).fingerprint() == old.fingerprint()
 
 
 def test_failed_write_keeps_old_file_and_leaves_no_temporary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "dtls.pem"
-    Certificate.load_or_create(path, now=NOW)
+    load_or_create(path, now=NOW)
     before = path.read_bytes()
 
     def failing_fsync(fd: int) -> None:
@@ -151,7 +156,7 @@ def test_failed_write_keeps_old_file_and_leaves_no_temporary(
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(ValueError, match=f"cannot write DTLS certificate {re.escape(str(path))}"):
-        Certificate.load_or_create(path, now=NOW + datetime.timedelta(days=400))
+        load_or_create(path, now=NOW + datetime.timedelta(days=400))
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["dtls.pem"]
 

@@ -1,0 +1,326 @@
+"""The agent: wiring and lifecycle. The only module that knows every other one.
+
+camera supervisor -> feed -> fan-out -> sessions (WebRTC); MQTT <-> rpc transport <->
+dispatcher <-> control methods, which reach the device through the narrow ``Device``
+interface this class implements. Start order: state dir and certificate, camera, MQTT
+(status, then rpc), systemd READY. Stop order (SIGTERM): every session closed with a
+``webrtc.state`` closed notification, status offline (retained), MQTT disconnected cleanly,
+camera stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+from agent.config import Config, DtlsRole, write_atomically
+from agent.control import build_method_table
+from agent.control.api import BadParamsError, StreamChangeError
+from agent.media.fanout import FanOut
+from agent.media.snapshot import jpeg_from_gop
+from agent.net.sessions import SessionManager
+from agent.rpc.dispatcher import Dispatcher
+from agent.rpc.ratelimit import PerKeyLimiter
+from agent.rpc.roles import Role
+from agent.rpc.wire import notification
+from agent.rtc.certificate import Certificate
+from agent.runtime.camera import CameraSupervisor
+from agent.runtime.config_changes import ConfigChanges
+from agent.runtime.ice_servers import ice_servers_from
+from agent.runtime.known_good import mark_healthy
+from agent.runtime.systemd import sd_notify, watchdog_loop
+from agent.runtime.telemetry import Telemetry
+from agent.signaling.mqtt import MqttClient, MqttSettings
+from agent.signaling.rpc_transport import MqttRpcTransport
+from agent.signaling.topics import Topics
+
+logger = logging.getLogger(__name__)
+
+CERTIFICATE_FILE = "dtls-certificate.pem"
+
+
+def offer_limiter(config: Config) -> PerKeyLimiter:
+    limit = config.webrtc.offer_rate_limit
+    return PerKeyLimiter(rate=limit.count / limit.period, burst=limit.count, max_keys=4096)
+
+
+def _mqtt_settings(config: Config, topics: Topics) -> MqttSettings:
+    will = json.dumps({"state": "offline", "device": config.device.id}).encode()
+    mqtt = config.mqtt
+    return MqttSettings(
+        url=mqtt.url,
+        client_id=mqtt.client_id or config.device.id,
+        ca=mqtt.ca,
+        cert=mqtt.cert,
+        key=mqtt.key,
+        username=mqtt.username,
+        password=mqtt.password,
+        allow_insecure=mqtt.allow_insecure,
+        keepalive=mqtt.keepalive,
+        will_topic=topics.status,
+        will_payload=will,
+        will_qos=1,
+        will_retain=True,
+    )
+
+
+class Agent:
+    """One device: its camera, its viewers and its MQTT presence."""
+
+    def __init__(self, config: Config, *, reverted: str | None = None) -> None:
+        self.config = config
+        self.started_at = time.time()
+        self._loop = asyncio.get_running_loop()
+        self._state_dir = Path(config.device.state_dir)
+        self._reverted = reverted
+        self.topics = Topics(config.mqtt.topic_prefix, config.device.id)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_viewers = -1
+        self.offer_limiter = offer_limiter(config)
+        self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.certificate = Certificate.load_or_create(
+            self._state_dir / CERTIFICATE_FILE, write=write_atomically
+        )
+        self.fanout = FanOut(self.request_keyframe_from_camera)
+        self.camera = CameraSupervisor(config.camera, self.fanout, self._event)
+        self.sessions = SessionManager(
+            fanout=self.fanout,
+            certificate=self.certificate,
+            ice_addresses=list(config.webrtc.ice_addresses),
+            ice_servers=ice_servers_from(config.webrtc.ice_servers),
+            max_viewers=config.webrtc.max_viewers,
+            on_state=self._session_state,
+            on_candidate=self._session_candidate,
+            dtls_setup=_setup(config.webrtc.dtls_role),
+        )
+        self.changes = ConfigChanges(self)
+        self.dispatcher = Dispatcher(build_method_table(self), self._role_for)
+        self.mqtt = MqttClient(
+            _mqtt_settings(config, self.topics),
+            on_message=self._on_message,
+            on_connect=self._on_connect,
+        )
+        self.rpc = MqttRpcTransport(
+            self.mqtt,
+            self.topics,
+            self.dispatcher,
+            clock=self._loop.time,
+            on_handled=self.publish_status,
+        )
+        self.telemetry = Telemetry(
+            self.sessions, self.fanout, self.started_at, self._loop.time, self._counters
+        )
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.camera.start()
+        self.mqtt.subscribe(self.topics.rpc_subscription, qos=1)
+        await self.mqtt.start()
+        self._spawn(self._telemetry_loop())
+        self._spawn(watchdog_loop())
+        self._spawn(self.camera.watch())
+        sd_notify("READY=1")
+        logger.info(
+            "edgecam %s: device %s, camera %s %dx%d@%g, broker %s",
+            __version__,
+            self.config.device.id,
+            self.config.camera.source,
+            self.config.camera.width,
+            self.config.camera.height,
+            self.config.camera.framerate,
+            self.config.mqtt.url,
+        )
+
+    async def stop(self) -> None:
+        """Close every session (each told ``closed``), go offline, stop the camera."""
+        sd_notify("STOPPING=1")
+        self.rpc.accepting = False
+        await self.sessions.close_all("device shutting down")
+        await self.rpc.close()
+        for task in list(self._tasks):
+            task.cancel()
+        offline = json.dumps({"state": "offline", "device": self.config.device.id}).encode()
+        await self.mqtt.stop(final=[(self.topics.status, offline, 1, True)])
+        await self.camera.stop()
+
+    # --- the Device interface of the control methods --------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": "online",
+            "device": self.config.device.id,
+            "version": __version__,
+            "ts": time.time(),
+            "viewers": self.sessions.count,
+            "stream": self.stream_info(),
+            "uptime": round(time.time() - self.started_at, 3),
+        }
+
+    def stream_info(self) -> dict[str, Any]:
+        settings = self.camera.settings
+        sps = self.fanout.sps
+        return {
+            "codec": "H264",
+            "profile_level_id": sps.profile_level_id if sps else "",
+            "width": sps.width if sps else settings.width,
+            "height": sps.height if sps else settings.height,
+            "framerate": settings.framerate,
+            "bitrate": settings.bitrate,
+        }
+
+    def request_keyframe(self) -> None:
+        self.fanout.request_keyframe(self._loop.time())
+
+    async def set_stream(self, changes: dict[str, Any]) -> dict[str, Any]:
+        return await self.changes.set_stream(changes)
+
+    async def apply_config(self, patch: dict[str, Any]) -> dict[str, Any]:
+        return await self.changes.apply(patch)
+
+    def config_redacted(self) -> dict[str, Any]:
+        return self.changes.redacted()
+
+    async def snapshot(self, quality: int) -> tuple[bytes, int, int]:
+        units = self.fanout.cached_access_units()
+        try:
+            return await asyncio.to_thread(jpeg_from_gop, units, quality)
+        except ValueError as exc:
+            raise StreamChangeError(str(exc)) from None
+
+    def allow_offer(self, client: str) -> bool:
+        return self.offer_limiter.allow(client, self._loop.time())
+
+    async def offer(
+        self, client: str, session: str, sdp: str, ice_servers: list[dict[str, Any]] | None
+    ) -> str:
+        servers = None
+        if ice_servers is not None:
+            try:
+                servers = ice_servers_from(ice_servers)
+            except ValueError as exc:
+                raise BadParamsError(f"params.ice_servers: {exc}") from None
+        return await self.sessions.offer(client, session, sdp, ice_servers=servers)
+
+    async def add_candidate(
+        self, client: str, session: str, candidate: str | None, mid: str | None
+    ) -> None:
+        await self.sessions.add_candidate(client, session, candidate, mid)
+
+    async def close_session(self, client: str, session: str, reason: str) -> None:
+        await self.sessions.close(client, session, reason)
+
+    def session_rows(self) -> list[dict[str, Any]]:
+        return self.sessions.rows()
+
+    # --- what config changes and the camera call back into ---------------------------------
+
+    def config_applied(self, new: Config) -> None:
+        """A config change is in force: hand the live parts to their owners."""
+        if new.webrtc.offer_rate_limit != self.config.webrtc.offer_rate_limit:
+            self.offer_limiter = offer_limiter(new)
+        if new.logging.level != self.config.logging.level:
+            logging.getLogger().setLevel(new.logging.level_number)
+        self.sessions.max_viewers = new.webrtc.max_viewers
+        self.config = new
+
+    def stream_changed(self) -> None:
+        self._event("stream.changed", stream=self.stream_info())
+        self.publish_status(force=True)
+
+    def request_keyframe_from_camera(self) -> None:
+        self.camera.request_keyframe()
+
+    # --- MQTT ----------------------------------------------------------------------------
+
+    async def _on_connect(self) -> None:
+        self.publish_status(force=True)
+        if self._reverted is not None:
+            self._event("config.reverted", reason=self._reverted)
+            self._reverted = None
+        # Reaching the broker is what a remote change could break: this start is healthy.
+        await asyncio.to_thread(mark_healthy, self._state_dir)
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        self.rpc.on_message(topic, payload)
+
+    def _role_for(self, client: str) -> Role | None:
+        return self.config.access.role_for(client)
+
+    def _counters(self) -> dict[str, int]:
+        counters = dict(self.rpc.dropped)
+        counters["replies_over_share"] = self.mqtt.dropped_over_share
+        counters["log_lines_suppressed"] = self.dispatcher.log_lines_suppressed
+        return counters
+
+    def _session_state(self, client: str, session: str, state: str, reason: str | None) -> None:
+        params: dict[str, Any] = {"session": session, "state": state}
+        if reason:
+            params["reason"] = reason
+        self.rpc.notify(client, notification("webrtc.state", params))
+        if state in ("connected", "failed", "closed"):
+            event = {"connected": "session.opened"}.get(state, f"session.{state}")
+            self._event(event, session=session, client=client, reason=reason)
+            self.publish_status()
+
+    def _session_candidate(self, client: str, session: str, candidate: str | None) -> None:
+        mid, mline = self.sessions.transport_of(client, session)
+        params: dict[str, Any] = {
+            "session": session,
+            "candidate": None if candidate is None else f"candidate:{candidate}",
+            "sdpMid": mid,
+            "sdpMLineIndex": mline,
+        }
+        self.rpc.notify(client, notification("webrtc.candidate", params))
+
+    def publish_status(self, *, force: bool = False) -> None:
+        """Retained status: on every (re)connect and change of stream, else when the viewer
+        count changed."""
+        viewers = self.sessions.count
+        if viewers == self._last_viewers and not force:
+            return
+        self._last_viewers = viewers
+        payload = json.dumps(self.status(), separators=(",", ":")).encode()
+        self.mqtt.publish(self.topics.status, payload, qos=1, retain=True)
+
+    def _event(self, name: str, **fields: Any) -> None:
+        body = {"event": name, "ts": time.time()}
+        body.update((k, v) for k, v in fields.items() if v is not None)
+        self.mqtt.publish(self.topics.events, json.dumps(body).encode(), qos=1)
+
+    async def _telemetry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.telemetry.interval)
+            body = json.dumps(self.telemetry.sample()).encode()
+            self.mqtt.publish(self.topics.telemetry, body, qos=0)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("agent task failed", exc_info=task.exception())
+
+
+def _setup(role: DtlsRole) -> str | None:
+    """The answer's preferred a=setup; None (auto): whatever the offer allows."""
+    return None if role is DtlsRole.AUTO else role.value
+
+
+async def run_agent(config: Config, stop: asyncio.Event, *, reverted: str | None = None) -> None:
+    """Run until ``stop`` is set, then shut down in order."""
+    agent = Agent(config, reverted=reverted)
+    await agent.start()
+    try:
+        await stop.wait()
+    finally:
+        await agent.stop()

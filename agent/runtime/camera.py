@@ -1,0 +1,165 @@
+"""The camera supervisor: the one owner of the capture source and its feed.
+
+It opens sources off the event loop with a time bound (a path that blocks, such as a FIFO,
+must never freeze the agent), changes stream settings (a bitrate alone live, anything else
+by restarting the source), and restarts a source that stalls or fails, with backoff, telling
+the agent through ``on_event`` (``camera.error`` / ``camera.recovered``). It never raises
+into the agent for a camera that misbehaves: a camera can fail, the agent stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Final
+
+from agent.config import CameraConfig
+from agent.control.api import StreamChangeError
+from agent.media.fanout import FanOut
+from agent.media.feed import CameraFeed
+from hw.open import open_source
+from hw.source import StreamSettings, VideoSource
+
+logger = logging.getLogger(__name__)
+
+# Opening a source (probing a file, starting a camera) may take this long before the attempt
+# counts as failed; stopping one, this long before the agent stops waiting for it.
+OPEN_TIMEOUT: Final = 10.0
+STOP_TIMEOUT: Final = 5.0
+# No frame for this long: the camera is reported stalled (and restarted).
+CAMERA_STALL: Final = 5.0
+RESTART_BACKOFF: Final = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+EventSink = Callable[..., None]  # on_event(name, **fields)
+
+
+def stream_settings(camera: CameraConfig) -> StreamSettings:
+    return StreamSettings(camera.width, camera.height, camera.framerate, camera.bitrate)
+
+
+async def open_camera(camera: CameraConfig) -> VideoSource:
+    """A source for ``camera``, opened on a worker thread within `OPEN_TIMEOUT`.
+
+    Raises StreamChangeError naming the reason. A thread stuck in the open is abandoned (it
+    cannot be killed) rather than waited for.
+    """
+    call = asyncio.to_thread(
+        open_source, camera.source, path=camera.path, settings=stream_settings(camera)
+    )
+    try:
+        return await asyncio.wait_for(call, OPEN_TIMEOUT)
+    except TimeoutError:
+        raise StreamChangeError(
+            f"camera {camera.source} {camera.path!r}: opening took over {OPEN_TIMEOUT:.0f} s"
+        ) from None
+    except (ValueError, OSError) as exc:
+        raise StreamChangeError(str(exc)) from None
+
+
+class CameraSupervisor:
+    """Runs the configured camera into the fan-out and keeps it running."""
+
+    def __init__(self, camera: CameraConfig, fanout: FanOut, on_event: EventSink) -> None:
+        self.camera = camera
+        self._fanout = fanout
+        self._on_event = on_event
+        self._feed: CameraFeed | None = None
+        self._lock = asyncio.Lock()
+        self._frames_seen = -1
+        self.stalled = False
+        self.restarts = 0
+
+    @property
+    def source(self) -> VideoSource | None:
+        return self._feed.source if self._feed is not None else None
+
+    @property
+    def settings(self) -> StreamSettings:
+        source = self.source
+        return source.settings if source is not None else stream_settings(self.camera)
+
+    async def start(self) -> None:
+        """Start the configured camera; a failure is reported, not raised (the watch loop
+        retries)."""
+        try:
+            await self._start(await open_camera(self.camera))
+        except StreamChangeError as exc:
+            self._report_failure(str(exc))
+
+    async def apply(self, wanted: CameraConfig) -> None:
+        """Run the camera with ``wanted``: a bitrate alone changes live, anything else
+        restarts the source. StreamChangeError leaves the old camera running."""
+        async with self._lock:
+            source = self.source
+            if source is not None and replace(self.camera, bitrate=wanted.bitrate) == wanted:
+                source.set_bitrate(wanted.bitrate)
+            else:
+                new = await open_camera(wanted)
+                await self._stop_feed()
+                self._fanout.new_stream()  # forget the old SPS and GOP
+                await self._start(new)
+            self.camera = wanted
+
+    def request_keyframe(self) -> None:
+        source = self.source
+        if source is not None:
+            source.request_keyframe()
+
+    async def stop(self) -> None:
+        async with self._lock:
+            await self._stop_feed()
+
+    async def watch(self) -> None:
+        """Forever: every `CAMERA_STALL` seconds, check that frames arrive; report a stall
+        and restart the camera with backoff until frames come again."""
+        failures = 0
+        while True:
+            await asyncio.sleep(CAMERA_STALL)
+            frames = self._fanout.stats.frames_in
+            moving = frames != self._frames_seen and self.source is not None
+            self._frames_seen = frames
+            if moving:
+                if self.stalled:
+                    logger.info("camera: frames again")
+                    self._on_event("camera.recovered")
+                self.stalled, failures = False, 0
+                continue
+            if not self.stalled:
+                self._report_failure(f"no frame for {CAMERA_STALL:.0f} s")
+            await asyncio.sleep(RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF) - 1)])
+            failures += 1
+            await self._restart()
+
+    async def _restart(self) -> None:
+        async with self._lock:
+            try:
+                new = await open_camera(self.camera)
+            except StreamChangeError as exc:
+                logger.warning("camera: restart failed: %s", exc)
+                return
+            await self._stop_feed()
+            self._fanout.new_stream()
+            await self._start(new)
+            self.restarts += 1
+            logger.info("camera: restarted (%d so far)", self.restarts)
+
+    async def _start(self, source: VideoSource) -> None:
+        feed = CameraFeed(source, self._fanout)
+        feed.start()
+        self._feed = feed
+
+    async def _stop_feed(self) -> None:
+        feed, self._feed = self._feed, None
+        if feed is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.to_thread(feed.stop), STOP_TIMEOUT)
+        except TimeoutError:
+            logger.error("camera: source did not stop within %.0f s; abandoned", STOP_TIMEOUT)
+
+    def _report_failure(self, message: str, **fields: Any) -> None:
+        self.stalled = True
+        logger.error("camera: %s", message)
+        self._on_event("camera.error", message=message, **fields)

@@ -1,0 +1,136 @@
+"""The `edgecam` command: run, check, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from agent import __version__
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgecam",
+        description="Camera agent: H.264 to browsers over WebRTC, signalled over MQTT-over-TLS.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgecam {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the agent until SIGTERM/SIGINT",
+        description="Run the agent: camera, MQTT signalling and WebRTC viewers. On SIGTERM "
+        "or SIGINT every session is closed, the device is marked offline, and it exits 0.",
+    )
+    run.add_argument("--config", required=True, metavar="PATH", help="the TOML config file")
+    run.add_argument("--log-level", default=None, help="override logging.level (debug, info...)")
+
+    check = commands.add_parser(
+        "check",
+        help="validate a config and the files it names",
+        description="Validate a config file and every file it names (CA, certificate, key, "
+        "camera path, state dir). Prints each problem with its key and file; exits 1 if any "
+        "is an error.",
+    )
+    check.add_argument("--config", required=True, metavar="PATH", help="the TOML config file")
+
+    demo = commands.add_parser(
+        "demo",
+        help="broker + agent (test pattern) + browser viewer on 127.0.0.1",
+        description="Everything on one machine with no set-up: an embedded MQTT broker, the "
+        "agent streaming a test pattern, and the browser viewer. Prints the viewer URL; "
+        "Ctrl-C stops everything.",
+    )
+    demo.add_argument("--port", type=int, default=8080, help="viewer HTTP port (default 8080)")
+    demo.add_argument("--size", default="1280x720", help="test pattern size (default 1280x720)")
+    demo.add_argument("--framerate", type=float, default=30.0, help="frames per second")
+    demo.add_argument("--bitrate", type=int, default=2_000_000, help="bits per second")
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure the agent (bench fanout --help)",
+        description="Benchmarks. `edgecam bench fanout` measures the CPU cost per viewer of "
+        "the per-packet path (stamp, SRTP protect, send).",
+    )
+    bench.add_argument("what", choices=["fanout"], help="what to measure")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
+    return parser
+
+
+def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        from agent.config.check import run_check
+
+        return run_check(args.config)
+
+    if args.command == "run":
+        from agent.config import ConfigError
+        from agent.runtime.app import run_agent
+        from agent.runtime.known_good import load_for_boot
+
+        try:
+            boot = load_for_boot(args.config)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return 1  # as `edgecam check` does for the same file
+        except OSError as exc:
+            print(f"error: {args.config}: {exc.strerror}", file=sys.stderr)
+            return 1
+        config = boot.config
+        level = (args.log_level or config.logging.level).upper()
+        logging.basicConfig(level=level, format=LOG_FORMAT)
+        try:
+            return _run_until_signal(lambda stop: run_agent(config, stop, reverted=boot.reverted))
+        except (ValueError, OSError) as exc:  # ssl.SSLError is an OSError
+            # A file the config names that will not load (key, certificate): one line, and
+            # the known-good fallback takes over at the next start.
+            logging.getLogger("edgecam").error("cannot start: %s", exc)
+            return 1
+
+    if args.command == "bench":
+        from agent.tools import bench
+
+        return bench.main(args.args)
+
+    if args.command == "demo":
+        from agent.tools.demo import DemoOptions, run_demo
+
+        try:
+            width, height = (int(x) for x in args.size.lower().split("x"))
+        except ValueError:
+            print(f"error: --size {args.size!r}: expected WIDTHxHEIGHT", file=sys.stderr)
+            return 2
+        logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+        options = DemoOptions(
+            http_port=args.port,
+            width=width,
+            height=height,
+            framerate=args.framerate,
+            bitrate=args.bitrate,
+        )
+        return _run_until_signal(lambda stop: run_demo(options, stop))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

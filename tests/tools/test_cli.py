@@ -1,0 +1,66 @@
+"""The `edgecam` command line: help, check and run with bad configs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.tools.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_help_explains_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "check", "demo", "bench"):
+        assert command in out
+
+
+def test_check_accepts_a_good_config_and_names_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[device]\nid = "cam-01"\nstate_dir = "%s"\n[mqtt]\nurl = "mqtt://127.0.0.1"\n'
+        'allow_insecure = true\n[camera]\nsource = "testsrc"\n' % (tmp_path / "state")
+    )
+    assert main(["check", "--config", str(good)]) == 0
+    assert f"ok: {good}" in capsys.readouterr().out
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[device]\nid = "cam-01"\n[mqtt]\nurl = "mqtt://127.0.0.1"\n[camera]\nframrate = 3\n'
+    )
+    assert main(["check", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "mqtt.url" in err and "allow_insecure" in err
+    assert f"{bad}:6" in err and "camera.framrate" in err and "framerate" in err
+
+
+def test_run_refuses_a_broken_config_naming_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "edgecam.toml"
+    config.write_text('[device]\nid = "cam 01"\n[mqtt]\nurl = "mqtts://broker"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.tools.cli", "run", "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert str(config) in done.stderr and "device.id" in done.stderr
+
+
+def test_the_example_config_passes_check_apart_from_its_files(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The example names files that exist only on a device: check reports exactly those.
+    assert main(["check", "--config", str(ROOT / "config" / "edgecam.example.toml")]) == 1
+    for line in capsys.readouterr().err.splitlines():
+        assert line.startswith(("error: mqtt.", "error: device.", "warning: ", "error: camera."))
