@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .h264_profile import (
     H264Format,
@@ -36,6 +37,13 @@ ANSWER_SCTP_PORT = 5000
 ANSWER_MAX_MESSAGE_SIZE = 262144
 # Feedback the device acts on as a sender; transport-cc is not implemented, so never answered.
 IMPLEMENTED_RTCP_FB = ("nack", "nack pli", "ccm fir", "goog-remb")
+# Bounds on what an offer may repeat, so parsing stays linear in its size whatever it holds.
+# Real offers stay far below them (Chromium: ~170 attributes and 34 payload types a section).
+MAX_LINE_LENGTH = 4096
+MAX_SECTIONS = 64
+MAX_ATTRIBUTES_PER_SECTION = 1024
+MAX_FORMATS = 128  # an m= line listing more than there are payload types is not an offer
+MAX_RTCP_FB_PER_PAYLOAD_TYPE = 32  # distinct values, counting those of a=rtcp-fb:*
 _NEEDS_VALUE = {"mid", "candidate", "rtpmap", "fmtp", "rtcp-fb", "extmap", "sctp-port", "group"}
 _NEEDS_VALUE |= {"ice-ufrag", "ice-pwd", "fingerprint", "setup", "ice-options"}
 
@@ -52,6 +60,27 @@ _Attributes = list[tuple[str, str | None]]
 
 class NegotiationError(ValueError):
     """An offer the device cannot answer; the message names what is missing or incompatible."""
+
+
+class LocalUsageError(TypeError):
+    """Our own code called the SDP API with invalid arguments: a bug of ours, not the peer's.
+
+    Deliberately not a ValueError: NegotiationError is one (the parse convention), so a handler
+    that maps ValueError to "the client's offer is bad" can never catch our bug by accident.
+    """
+
+
+class PreferredSetup(StrEnum):
+    """The DTLS role the device wants when the offer lets it choose (webrtc.dtls_role).
+
+    AUTO answers actpass with active (RFC 8842 recommends the answerer be the DTLS client);
+    against an active or passive offer every preference gives the only valid answer... except
+    an explicit one that conflicts, which is refused.
+    """
+
+    AUTO = "auto"
+    ACTIVE = "active"
+    PASSIVE = "passive"
 
 
 def _uint(text: str, what: str, low: int, high: int) -> int:
@@ -165,6 +194,10 @@ def _lines(text: str | bytes) -> list[tuple[str, str]]:
             raise NegotiationError(f"SDP line {number} contains a control character")
         if len(line) < 2 or line[1] != "=" or not "a" <= line[0] <= "z":
             raise NegotiationError(f"SDP line {number} is not '<letter>=<value>': {line[:40]!r}")
+        if len(line) > MAX_LINE_LENGTH:
+            raise NegotiationError(
+                f"SDP line {number} is longer than {MAX_LINE_LENGTH} characters (the cap)"
+            )
         result.append((line[0], line[2:]))
     return result
 
@@ -249,20 +282,25 @@ def _codecs(formats: list[str], attributes: _Attributes, where: str) -> list[Rtp
         params = {k.strip().lower(): v.strip() for k, _, v in pairs if k.strip()}
         if fmtps.setdefault(pt, params) != params:
             raise NegotiationError(f"{where} has conflicting a=fmtp:{pt} lines")
-    feedback: dict[str, list[str]] = {}
+    # Ordered sets (dicts): a value repeated a thousand times costs a thousand lookups.
+    feedback: dict[str, dict[str, None]] = {}
     for value in _values(attributes, "rtcp-fb"):
         pt_text, _, kind = value.partition(" ")
         if pt_text != "*":
-            _uint(pt_text, f"{where} a=rtcp-fb payload type", 0, 127)
+            pt_text = str(_uint(pt_text, f"{where} a=rtcp-fb payload type", 0, 127))
         if not kind.split():
             raise NegotiationError(f"{where}: a=rtcp-fb:{pt_text} names no feedback")
-        entries = feedback.setdefault(pt_text, [])
-        entries += [" ".join(kind.split())] if " ".join(kind.split()) not in entries else []
+        feedback.setdefault(pt_text, {})[" ".join(kind.split())] = None
+    wildcard = feedback.get("*", {})
     codecs = []
     for fmt in formats:
         if int(fmt) in rtpmaps:  # static payload types without one: nothing we would pick
-            fb = feedback.get(fmt, [])
-            fb = fb + [f for f in feedback.get("*", []) if f not in fb]
+            fb = {**feedback.get(fmt, {}), **wildcard}
+            if len(fb) > MAX_RTCP_FB_PER_PAYLOAD_TYPE:
+                raise NegotiationError(
+                    f"{where}: payload type {fmt} has more than "
+                    f"{MAX_RTCP_FB_PER_PAYLOAD_TYPE} distinct a=rtcp-fb values (the cap)"
+                )
             params = fmtps.get(int(fmt), {})
             codecs.append(RtpCodec(int(fmt), *rtpmaps[int(fmt)], params, tuple(fb)))
     return codecs
@@ -290,6 +328,12 @@ def _section(index: int, mline: str, attributes: _Attributes, session: _Transpor
     if len(parts) < 4:
         raise NegotiationError(f"{where} is not '<media> <port> <proto> <fmt> ...'")
     kind, port_text, protocol, formats = parts[0], parts[1], parts[2], parts[3:]
+    if len(formats) > MAX_FORMATS:
+        raise NegotiationError(f"{where} lists more than {MAX_FORMATS} formats (the cap)")
+    if len(attributes) > MAX_ATTRIBUTES_PER_SECTION:
+        raise NegotiationError(
+            f"{where} has more than {MAX_ATTRIBUTES_PER_SECTION} a= lines (the cap)"
+        )
     for item in (kind, protocol, *formats):
         if not _PRINTABLE.fullmatch(item):
             raise NegotiationError(f"{where} has a malformed field {item[:40]!r}")
@@ -297,6 +341,8 @@ def _section(index: int, mline: str, attributes: _Attributes, session: _Transpor
     is_rtp = "RTP/" in protocol
     for fmt in formats if is_rtp else []:
         _uint(fmt, f"{where} payload type", 0, 127)
+    if is_rtp:  # the canonical spelling, each payload type once
+        formats = list(dict.fromkeys(str(int(fmt)) for fmt in formats))
     mid = _single(attributes, "mid", where)
     if mid is None or not _TOKEN.fullmatch(mid):
         raise NegotiationError(f"{where} (m={kind}) has no a=mid with a 1-64 character token")
@@ -380,6 +426,12 @@ class Offer:
                 blocks[-1][1].append(_attribute(value))
         if len(blocks) == 1:
             raise NegotiationError("SDP has no m= section")
+        if len(blocks) - 1 > MAX_SECTIONS:
+            raise NegotiationError(f"SDP has more than {MAX_SECTIONS} m= sections (the cap)")
+        if len(blocks[0][1]) > MAX_ATTRIBUTES_PER_SECTION:
+            raise NegotiationError(
+                f"SDP has more than {MAX_ATTRIBUTES_PER_SECTION} session-level a= lines (the cap)"
+            )
         session_attributes = blocks[0][1]
         session = _Transport.parse(session_attributes, "session level")
         sections = [_section(i, m, a, session) for i, (m, a) in enumerate(blocks[1:])]
@@ -483,23 +535,35 @@ def select_h264(section: MediaSection, stream_profile_level_id: str) -> H264Form
     return chosen
 
 
-def answer_setup(offer_setup: str, preferred: str | None = None) -> str:
-    """The answer's a=setup for an offer's; `preferred` ("active"/"passive") if compatible.
+def preferred_setup(value: PreferredSetup | str | None) -> PreferredSetup:
+    """`value` as a PreferredSetup (None: AUTO); anything else is our bug: LocalUsageError."""
+    if value is None:
+        return PreferredSetup.AUTO
+    try:
+        return PreferredSetup(value)
+    except ValueError:
+        choices = ", ".join(repr(str(p)) for p in PreferredSetup)
+        raise LocalUsageError(
+            f"preferred DTLS setup must be one of {choices}, not {value!r}"
+        ) from None
 
-    actpass lets us choose (default active: RFC 8842 recommends the answerer be the DTLS
-    client); active needs passive and passive needs active. A conflicting `preferred`, or
-    an offer of holdconn, raises NegotiationError.
+
+def answer_setup(offer_setup: str, preferred: PreferredSetup | str | None = None) -> str:
+    """The answer's a=setup for an offer's; `preferred` if compatible (None means AUTO).
+
+    actpass lets us choose (AUTO: active, as RFC 8842 recommends the answerer be the DTLS
+    client); active needs passive and passive needs active, which AUTO answers. A
+    conflicting explicit preference, or an offer of holdconn, raises NegotiationError.
     """
-    if preferred not in (None, "active", "passive"):
-        raise ValueError(f"answer setup must be 'active' or 'passive', not {preferred!r}")
+    wanted = preferred_setup(preferred)
     if offer_setup == "actpass":
-        return preferred or "active"
+        return "passive" if wanted is PreferredSetup.PASSIVE else "active"
     required = {"active": "passive", "passive": "active"}.get(offer_setup)
     if required is None:
         raise NegotiationError(f"offer a=setup:{offer_setup} cannot be answered")
-    if preferred not in (None, required):
+    if wanted not in (PreferredSetup.AUTO, required):
         raise NegotiationError(
-            f"offer a=setup:{offer_setup} needs answer a=setup:{required}, not {preferred}"
+            f"offer a=setup:{offer_setup} needs answer a=setup:{required}, not {wanted}"
         )
     return required
 
@@ -531,7 +595,7 @@ class Answer:
 
 def _check_argument(value: str, pattern: re.Pattern[str], what: str) -> None:
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise ValueError(f"invalid {what}: {value!r}")
+        raise LocalUsageError(f"invalid {what}: {value!r}")
 
 
 def _usable(section: MediaSection, transport: list[MediaSection], protocol: str) -> None:
@@ -549,7 +613,7 @@ def build_answer(
     ice_ufrag: str,
     ice_pwd: str,
     fingerprint: Fingerprint,
-    setup: str | None,
+    setup: PreferredSetup | str | None,
     candidates: Sequence[str],
     end_of_candidates: bool,
     stream_profile_level_id: str,
@@ -561,9 +625,9 @@ def build_answer(
 ) -> Answer:
     """Build the answer PROTOCOL.md section 4 describes; raises NegotiationError if impossible.
 
-    `setup` is the preferred DTLS role ("active"/"passive", None: either); `candidates` are
-    texts after "candidate:" for the transport section. Invalid local arguments (ours, not
-    the peer's) raise plain ValueError.
+    `setup` is the preferred DTLS role (a PreferredSetup or its value; None: AUTO);
+    `candidates` are texts after "candidate:" for the transport section. Invalid local
+    arguments (ours, not the peer's) raise LocalUsageError, never NegotiationError.
     """
     _check_argument(ice_ufrag, _ICE_UFRAG, "ice_ufrag")
     _check_argument(ice_pwd, _ICE_PWD, "ice_pwd")
@@ -571,19 +635,23 @@ def build_answer(
     for part in msid:
         _check_argument(part, _TOKEN, "msid")
     if not isinstance(fingerprint, Fingerprint):
-        raise ValueError("fingerprint must be a Fingerprint")
-    Fingerprint.parse(fingerprint.serialize())
+        raise LocalUsageError("fingerprint must be a Fingerprint")
+    try:
+        Fingerprint.parse(fingerprint.serialize())
+        profile_level_id_level(stream_profile_level_id)
+    except ValueError as exc:
+        raise LocalUsageError(f"invalid local argument: {exc}") from None
     for candidate in candidates:
         if not isinstance(candidate, str) or not candidate or _CONTROL.search(candidate):
-            raise ValueError(f"invalid candidate: {candidate!r}")
+            raise LocalUsageError(f"invalid candidate: {candidate!r}")
     if not 0 <= ssrc < 2**32 or not 0 <= session_id < 2**63:
-        raise ValueError("ssrc must fit 32 bits and session_id 63 bits")
-    profile_level_id_level(stream_profile_level_id)  # a malformed one is our bug: ValueError
+        raise LocalUsageError("ssrc must fit 32 bits and session_id 63 bits")
+    preferred = preferred_setup(setup)
     if offer.ice_lite:
         raise NegotiationError(
             "ice-lite offers are not supported: the device cannot be the controlling agent"
         )
-    role = answer_setup(offer.setup, setup)
+    role = answer_setup(offer.setup, preferred)
 
     transport = offer.transport_sections
     video, application = offer.video, offer.application

@@ -32,8 +32,10 @@ from agent.rtc import sdp as sdp_module
 from agent.rtc.sdp import (
     Answer,
     Fingerprint,
+    LocalUsageError,
     NegotiationError,
     Offer,
+    PreferredSetup,
     answer_setup,
     build_answer,
     select_h264,
@@ -364,8 +366,26 @@ def test_answer_setup_rules() -> None:
         answer_setup("passive", "passive")
     with pytest.raises(NegotiationError, match="holdconn"):
         answer_setup("holdconn")
-    with pytest.raises(ValueError, match="actpass"):
+    # Our own bad preference is our bug, never reported as the peer's fault.
+    with pytest.raises(LocalUsageError, match="actpass"):
         answer_setup("actpass", "actpass")
+
+
+@pytest.mark.parametrize(
+    ("offered", "answered"), [("actpass", "active"), ("active", "passive"), ("passive", "active")]
+)
+def test_auto_preference_answers_every_answerable_setup(offered: str, answered: str) -> None:
+    # The documented config value webrtc.dtls_role = "auto" used to raise a bare ValueError
+    # here, so every offer failed with -32603.
+    assert answer_setup(offered, "auto") == answer_setup(offered, PreferredSetup.AUTO) == answered
+
+
+def test_build_answer_with_auto_against_an_actpass_offer() -> None:
+    offer = Offer.parse(load("chromium_offer_video_dc.sdp"))
+    assert offer.setup == "actpass"
+    for setup in (PreferredSetup.AUTO, "auto"):
+        answer = answer_for(offer, setup=setup)
+        assert answer.setup == "active" and answer.sdp.count("a=setup:active\r\n") == 2
 
 
 def test_offer_setup_roles_reach_the_answer() -> None:
@@ -392,9 +412,10 @@ def test_offer_setup_roles_reach_the_answer() -> None:
         {"setup": "actpass"},
     ],
 )
-def test_bad_local_arguments_are_value_errors(bad: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+def test_bad_local_arguments_are_usage_errors_not_the_peers_fault(bad: dict[str, object]) -> None:
+    with pytest.raises(LocalUsageError) as caught:
         answer_for(Offer.parse(load("aiortc_offer_video.sdp")), **bad)
+    assert not isinstance(caught.value, ValueError)  # so never a NegotiationError (-32004)
 
 
 # --- the offerer's BUNDLE tag ---------------------------------------------------------------
