@@ -1,4 +1,4 @@
-"""Tests for agent/rtc/sdp.py and agent/rtc/h264_profile.py.
+"""Tests for the agent/rtc/sdp/ package (parse, negotiate, write) and agent/rtc/h264_profile.py.
 
 Fixtures in tests/rtc/data/*_offer_*.sdp are offers captured from real peers, loopback only:
 - aiortc 1.16 (aioice host addresses limited to 127.0.0.1): video recvonly; video + audio +
