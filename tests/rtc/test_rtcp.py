@@ -35,6 +35,7 @@ from agent.rtc.rtcp import (
     SdesChunk,
     SenderReport,
     SourceDescription,
+    TransportWideCC,
     UnknownRtcp,
     ntp_from_unix,
     ntp_middle32,
@@ -44,7 +45,6 @@ from agent.rtc.rtcp import (
     serialize_compound,
     unix_from_ntp,
 )
-from agent.rtc.twcc import TransportWideCC
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = {path.name: path.read_bytes() for path in sorted(DATA.glob("rtcp_*.bin"))}

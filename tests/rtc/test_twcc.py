@@ -1,4 +1,4 @@
-"""agent/rtc/twcc.py: transport-wide CC feedback, against real feedback from Chromium.
+"""agent/rtc/rtcp/twcc.py: transport-wide CC feedback, against real feedback from Chromium.
 
 Fixtures data/rtcp_chromium_twcc_*.bin (see tests/rtc/test_rtcp.py for how they were
 captured): headless Chromium receiving H.264 from aiortc with transport-cc negotiated. aiortc
@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.rtc.rtcp import ReceiverReport, RtcpPacket, parse_compound
-from agent.rtc.twcc import (
+from agent.rtc.rtcp import (
     TWCC_LARGE_DELTA,
     TWCC_NOT_RECEIVED,
     TWCC_SMALL_DELTA,
+    ReceiverReport,
+    RtcpPacket,
     TransportWideCC,
+    parse_compound,
 )
 
 DATA = Path(__file__).parent / "data"
