@@ -68,8 +68,9 @@ def write_answer(offer: Offer, plan: Plan, local: LocalDescription) -> str:
         lines.append("a=group:BUNDLE " + " ".join(mids))
     if plan.send_video:
         lines.append("a=msid-semantic:WMS *")
+    accepted = set(mids)
     for section in offer.sections:
-        if section.mid not in mids:
+        if section.mid not in accepted:
             lines += [f"m={section.kind} 0 {section.protocol} {section.formats[0]}"]
             lines += ["c=IN IP4 0.0.0.0", f"a=mid:{section.mid}", "a=inactive"]
         else:
