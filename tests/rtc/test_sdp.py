@@ -38,6 +38,7 @@ from agent.rtc.sdp import (
     PreferredSetup,
     answer_setup,
     build_answer,
+    is_end_of_candidates,
     select_h264,
 )
 
@@ -666,12 +667,33 @@ FIREFOX = "firefox_offer_video_dc.sdp"
         (AIORTC, "a=mid:0 => a=mid:0\x00", "control character"),
         (AIORTC, "s=- => s", "not '<letter>=<value>'"),
         (AIORTC, "a=rtcp-mux => a=rtcp-fb:* ", "rtcp-fb"),
-        (AIORTC, "a=mid:0 => a=candidate:", "a=candidate has no value"),
     ],
 )
 def test_malformed_or_contradictory_offers(fixture: str, change: str, message: str) -> None:
     with pytest.raises(NegotiationError, match=message):
         Offer.parse(edit(load(fixture), change))
+
+
+@pytest.mark.parametrize("empty", ["a=candidate:", "a=candidate: "])
+def test_empty_candidate_is_end_of_candidates_not_an_error(empty: str) -> None:
+    # Firefox's per-section end-of-candidates is an empty candidate (PROTOCOL.md section 4);
+    # an empty a=candidate used to be refused as "a=candidate has no value".
+    text = edit(edit(load(AIORTC), "-^a=end-of-candidates"), f"a=mid:0 => a=mid:0\r\n{empty}")
+    video = Offer.parse(text).sections[0]
+    assert video.end_of_candidates and video.candidates and all(video.candidates)
+    assert (
+        not Offer.parse(edit(load(AIORTC), "-^a=end-of-candidates")).sections[0].end_of_candidates
+    )
+
+
+@pytest.mark.parametrize("text", [None, "", "  ", "candidate:", "a=candidate:"])
+def test_is_end_of_candidates(text: str | None) -> None:
+    assert is_end_of_candidates(text)
+
+
+def test_a_real_candidate_is_not_the_end() -> None:
+    assert not is_end_of_candidates("candidate:1 1 udp 2130706431 127.0.0.1 9 typ host")
+    assert not is_end_of_candidates("1 1 udp 2130706431 127.0.0.1 9 typ host")
 
 
 def test_all_sections_rejected_by_offerer() -> None:

@@ -18,6 +18,7 @@ from .lexer import (
     MAX_LINE_LENGTH,
     MAX_RTCP_FB_PER_PAYLOAD_TYPE,
     MAX_SECTIONS,
+    is_end_of_candidates,
 )
 from .model import (
     DIRECTIONS,
@@ -73,6 +74,7 @@ __all__ = [
     "Setup",
     "answer_setup",
     "build_answer",
+    "is_end_of_candidates",
     "preferred_setup",
     "select_h264",
     "write_answer",

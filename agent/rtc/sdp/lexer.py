@@ -27,7 +27,8 @@ ICE_PWD = re.compile(r"[A-Za-z0-9+/]{22,256}")
 HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*")
 _UINT = re.compile(r"[0-9]{1,20}")
 
-_NEEDS_VALUE = {"mid", "candidate", "rtpmap", "fmtp", "rtcp-fb", "extmap", "sctp-port", "group"}
+# a=candidate is absent on purpose: an empty one means end-of-candidates (is_end_of_candidates).
+_NEEDS_VALUE = {"mid", "rtpmap", "fmtp", "rtcp-fb", "extmap", "sctp-port", "group"}
 _NEEDS_VALUE |= {"ice-ufrag", "ice-pwd", "fingerprint", "setup", "ice-options"}
 
 Attributes = list[tuple[str, str | None]]
@@ -64,6 +65,18 @@ def lines(text: str | bytes) -> list[tuple[str, str]]:
             )
         result.append((line[0], line[2:]))
     return result
+
+
+def is_end_of_candidates(candidate: str | None) -> bool:
+    """Whether a candidate text (trickled, or an a=candidate value) marks end-of-candidates.
+
+    None, "" and a bare "candidate:" all do: Firefox trickles an empty string per section
+    (PROTOCOL.md section 4), and that is the end of its candidates, not an error.
+    """
+    if candidate is None:
+        return True
+    text = candidate.strip()
+    return not text or text == "candidate:" or text == "a=candidate:"
 
 
 def attribute(text: str) -> tuple[str, str | None]:

@@ -188,8 +188,9 @@ def _section(number: int, mline: str, attributes: Attributes, session: _Transpor
         codecs=codecs,
         h264=h264,
         extmaps=_extmaps(index),
-        candidates=index.values("candidate"),
-        end_of_candidates=index.has("end-of-candidates"),
+        candidates=[c for c in index.values("candidate") if not lexer.is_end_of_candidates(c)],
+        end_of_candidates=index.has("end-of-candidates")
+        or any(lexer.is_end_of_candidates(c) for c in index.values("candidate")),
         sctp_port=None if sctp_port is None else uint(sctp_port, "a=sctp-port", 1, 65535),
         max_message_size=None
         if max_size is None
