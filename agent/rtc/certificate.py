@@ -29,6 +29,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+# The hash table lives in fingerprint.py; these names stay importable from here too.
+from agent.rtc.fingerprint import (
+    SUPPORTED_FINGERPRINT_ALGORITHMS as SUPPORTED_FINGERPRINT_ALGORITHMS,
+)
+from agent.rtc.fingerprint import digest_size as digest_size
+from agent.rtc.fingerprint import format_fingerprint, hash_for
+
 logger = logging.getLogger(__name__)
 
 FileWriter = Callable[[Path, bytes, int], None]
@@ -38,40 +45,10 @@ VALID_BEFORE_NOW = datetime.timedelta(days=30)
 LIFETIME = datetime.timedelta(days=365)
 RENEW_BEFORE = datetime.timedelta(days=7)
 
-# Names as registered for SDP `a=fingerprint` (RFC 8122, IANA "Hash Function Textual Names").
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha-1": hashes.SHA1,
-    "sha-224": hashes.SHA224,
-    "sha-256": hashes.SHA256,
-    "sha-384": hashes.SHA384,
-    "sha-512": hashes.SHA512,
-}
-SUPPORTED_FINGERPRINT_ALGORITHMS: frozenset[str] = frozenset(_HASHES)
-
-
-def _hash_for(algorithm: str) -> hashes.HashAlgorithm:
-    try:
-        return _HASHES[algorithm.lower()]()
-    except KeyError:
-        supported = ", ".join(sorted(_HASHES))
-        raise ValueError(
-            f"unsupported fingerprint algorithm {algorithm!r} (supported: {supported})"
-        ) from None
-
-
-def digest_size(algorithm: str) -> int:
-    """Length in bytes of a fingerprint made with `algorithm`; ValueError if unsupported."""
-    return _hash_for(algorithm).digest_size
-
 
 def certificate_digest(cert: x509.Certificate, algorithm: str) -> bytes:
     """Digest of the DER encoding of `cert`, as `a=fingerprint` signals it (raw bytes)."""
-    return cert.fingerprint(_hash_for(algorithm))
-
-
-def format_fingerprint(digest: bytes) -> str:
-    """Uppercase hex pairs joined by colons, the SDP `a=fingerprint` spelling."""
-    return digest.hex(":").upper()
+    return cert.fingerprint(hash_for(algorithm))
 
 
 class Certificate:

@@ -44,12 +44,8 @@ from enum import Enum
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from agent.rtc.certificate import (
-    SUPPORTED_FINGERPRINT_ALGORITHMS,
-    Certificate,
-    certificate_digest,
-    digest_size,
-)
+from agent.rtc.certificate import Certificate, certificate_digest
+from agent.rtc.fingerprint import SUPPORTED_FINGERPRINT_ALGORITHMS, digest_size
 
 logger = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ from agent.rtc.rtcp import (
     SdesChunk,
     SenderReport,
     SourceDescription,
+    TransportWideCC,
     UnknownRtcp,
     ntp_from_unix,
     ntp_middle32,
@@ -44,7 +45,6 @@ from agent.rtc.rtcp import (
     serialize_compound,
     unix_from_ntp,
 )
-from agent.rtc.twcc import TransportWideCC
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = {path.name: path.read_bytes() for path in sorted(DATA.glob("rtcp_*.bin"))}
@@ -99,10 +99,15 @@ def test_fixture_fields_match_aiortc_parser(name: str) -> None:
             assert ours.ssrc == theirs.ssrc
             for block, info in zip(ours.reports, theirs.reports, strict=True):
                 assert (block.ssrc, block.fraction_lost, block.cumulative_lost) == (
-                    info.ssrc, info.fraction_lost, info.packets_lost
+                    info.ssrc,
+                    info.fraction_lost,
+                    info.packets_lost,
                 )
                 assert (block.highest_sequence, block.jitter, block.lsr, block.dlsr) == (
-                    info.highest_sequence, info.jitter, info.lsr, info.dlsr
+                    info.highest_sequence,
+                    info.jitter,
+                    info.lsr,
+                    info.dlsr,
                 )
         elif isinstance(ours, SourceDescription):
             assert isinstance(theirs, aiortc_rtp.RtcpSdesPacket)
@@ -401,8 +406,14 @@ def test_mutated_fixtures_raise_only_value_error(data: bytes) -> None:
 
 u32 = st.integers(0, 0xFFFFFFFF)
 report_blocks = st.builds(
-    ReportBlock, u32, st.integers(0, 255), st.integers(-(1 << 23), (1 << 23) - 1), u32, u32,
-    u32, u32,
+    ReportBlock,
+    u32,
+    st.integers(0, 255),
+    st.integers(-(1 << 23), (1 << 23) - 1),
+    u32,
+    u32,
+    u32,
+    u32,
 )
 blocks = st.lists(report_blocks, max_size=3).map(tuple)
 
@@ -414,8 +425,13 @@ def twcc_packets(draw: st.DrawFn) -> TransportWideCC:
         draw(st.integers(0, 255) if s == 1 else st.integers(-32768, 32767)) for s in statuses if s
     )
     return TransportWideCC(
-        draw(u32), draw(u32), draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 0xFFFFFF)),
-        draw(st.integers(0, 255)), statuses, deltas,
+        draw(u32),
+        draw(u32),
+        draw(st.integers(0, 0xFFFF)),
+        draw(st.integers(0, 0xFFFFFF)),
+        draw(st.integers(0, 255)),
+        statuses,
+        deltas,
     )
 
 
@@ -428,9 +444,9 @@ rtcp_packets = st.one_of(
             st.builds(
                 SdesChunk,
                 u32,
-                st.lists(
-                    st.tuples(st.integers(1, 255), st.binary(max_size=20)), max_size=3
-                ).map(tuple),
+                st.lists(st.tuples(st.integers(1, 255), st.binary(max_size=20)), max_size=3).map(
+                    tuple
+                ),
             ),
             max_size=3,
         ).map(tuple),
@@ -438,21 +454,27 @@ rtcp_packets = st.one_of(
     st.builds(Bye, st.lists(u32, max_size=3).map(tuple), st.none() | st.binary(max_size=12)),
     st.builds(PictureLossIndication, u32, u32),
     st.builds(
-        FullIntraRequest, u32,
+        FullIntraRequest,
+        u32,
         st.lists(st.tuples(u32, st.integers(0, 255)), min_size=1, max_size=3).map(tuple),
     ),
     st.builds(
-        GenericNack, u32, u32,
+        GenericNack,
+        u32,
+        u32,
         st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=20).map(tuple),
     ),
     st.builds(
-        Remb, u32,
+        Remb,
+        u32,
         st.builds(lambda m, e: m << e, st.integers(0, 0x3FFFF), st.integers(0, 63)),
         st.lists(u32, max_size=4).map(tuple),
     ),
     twcc_packets(),
     st.builds(
-        UnknownRtcp, st.sampled_from([204, 207, 210]), st.integers(0, 31),
+        UnknownRtcp,
+        st.sampled_from([204, 207, 210]),
+        st.integers(0, 31),
         st.binary(max_size=16),
     ),
 )

@@ -295,15 +295,11 @@ def test_arbitrary_extension_blocks_raise_only_value_error(block: bytes, profile
         parse_extension_elements(profile, block)
 
 
-extension_elements = st.lists(
-    st.tuples(st.integers(1, 255), st.binary(max_size=20)), max_size=6
-)
+extension_elements = st.lists(st.tuples(st.integers(1, 255), st.binary(max_size=20)), max_size=6)
 
 
 @given(extension_elements, st.booleans())
-def test_extension_elements_round_trip(
-    elements: list[tuple[int, bytes]], two_byte: bool
-) -> None:
+def test_extension_elements_round_trip(elements: list[tuple[int, bytes]], two_byte: bool) -> None:
     profile, block = serialize_extension_elements(elements, two_byte=two_byte)
     assert len(block) % 4 == 0
     assert parse_extension_elements(profile, block) == tuple(elements)

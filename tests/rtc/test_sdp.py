@@ -1,4 +1,4 @@
-"""Tests for agent/rtc/sdp.py and agent/rtc/h264_profile.py.
+"""Tests for the agent/rtc/sdp/ package (parse, negotiate, write) and agent/rtc/h264_profile.py.
 
 Fixtures in tests/rtc/data/*_offer_*.sdp are offers captured from real peers, loopback only:
 - aiortc 1.16 (aioice host addresses limited to 127.0.0.1): video recvonly; video + audio +
@@ -32,10 +32,13 @@ from agent.rtc import sdp as sdp_module
 from agent.rtc.sdp import (
     Answer,
     Fingerprint,
+    LocalUsageError,
     NegotiationError,
     Offer,
+    PreferredSetup,
     answer_setup,
     build_answer,
+    is_end_of_candidates,
     select_h264,
 )
 
@@ -364,8 +367,26 @@ def test_answer_setup_rules() -> None:
         answer_setup("passive", "passive")
     with pytest.raises(NegotiationError, match="holdconn"):
         answer_setup("holdconn")
-    with pytest.raises(ValueError, match="actpass"):
+    # Our own bad preference is our bug, never reported as the peer's fault.
+    with pytest.raises(LocalUsageError, match="actpass"):
         answer_setup("actpass", "actpass")
+
+
+@pytest.mark.parametrize(
+    ("offered", "answered"), [("actpass", "active"), ("active", "passive"), ("passive", "active")]
+)
+def test_auto_preference_answers_every_answerable_setup(offered: str, answered: str) -> None:
+    # The documented config value webrtc.dtls_role = "auto" used to raise a bare ValueError
+    # here, so every offer failed with -32603.
+    assert answer_setup(offered, "auto") == answer_setup(offered, PreferredSetup.AUTO) == answered
+
+
+def test_build_answer_with_auto_against_an_actpass_offer() -> None:
+    offer = Offer.parse(load("chromium_offer_video_dc.sdp"))
+    assert offer.setup == "actpass"
+    for setup in (PreferredSetup.AUTO, "auto"):
+        answer = answer_for(offer, setup=setup)
+        assert answer.setup == "active" and answer.sdp.count("a=setup:active\r\n") == 2
 
 
 def test_offer_setup_roles_reach_the_answer() -> None:
@@ -392,9 +413,10 @@ def test_offer_setup_roles_reach_the_answer() -> None:
         {"setup": "actpass"},
     ],
 )
-def test_bad_local_arguments_are_value_errors(bad: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+def test_bad_local_arguments_are_usage_errors_not_the_peers_fault(bad: dict[str, object]) -> None:
+    with pytest.raises(LocalUsageError) as caught:
         answer_for(Offer.parse(load("aiortc_offer_video.sdp")), **bad)
+    assert not isinstance(caught.value, ValueError)  # so never a NegotiationError (-32004)
 
 
 # --- the offerer's BUNDLE tag ---------------------------------------------------------------
@@ -645,12 +667,33 @@ FIREFOX = "firefox_offer_video_dc.sdp"
         (AIORTC, "a=mid:0 => a=mid:0\x00", "control character"),
         (AIORTC, "s=- => s", "not '<letter>=<value>'"),
         (AIORTC, "a=rtcp-mux => a=rtcp-fb:* ", "rtcp-fb"),
-        (AIORTC, "a=mid:0 => a=candidate:", "a=candidate has no value"),
     ],
 )
 def test_malformed_or_contradictory_offers(fixture: str, change: str, message: str) -> None:
     with pytest.raises(NegotiationError, match=message):
         Offer.parse(edit(load(fixture), change))
+
+
+@pytest.mark.parametrize("empty", ["a=candidate:", "a=candidate: "])
+def test_empty_candidate_is_end_of_candidates_not_an_error(empty: str) -> None:
+    # Firefox's per-section end-of-candidates is an empty candidate (PROTOCOL.md section 4);
+    # an empty a=candidate used to be refused as "a=candidate has no value".
+    text = edit(edit(load(AIORTC), "-^a=end-of-candidates"), f"a=mid:0 => a=mid:0\r\n{empty}")
+    video = Offer.parse(text).sections[0]
+    assert video.end_of_candidates and video.candidates and all(video.candidates)
+    assert (
+        not Offer.parse(edit(load(AIORTC), "-^a=end-of-candidates")).sections[0].end_of_candidates
+    )
+
+
+@pytest.mark.parametrize("text", [None, "", "  ", "candidate:", "a=candidate:"])
+def test_is_end_of_candidates(text: str | None) -> None:
+    assert is_end_of_candidates(text)
+
+
+def test_a_real_candidate_is_not_the_end() -> None:
+    assert not is_end_of_candidates("candidate:1 1 udp 2130706431 127.0.0.1 9 typ host")
+    assert not is_end_of_candidates("1 1 udp 2130706431 127.0.0.1 9 typ host")
 
 
 def test_all_sections_rejected_by_offerer() -> None:

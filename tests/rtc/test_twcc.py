@@ -1,4 +1,4 @@
-"""agent/rtc/twcc.py: transport-wide CC feedback, against real feedback from Chromium.
+"""agent/rtc/rtcp/twcc.py: transport-wide CC feedback, against real feedback from Chromium.
 
 Fixtures data/rtcp_chromium_twcc_*.bin (see tests/rtc/test_rtcp.py for how they were
 captured): headless Chromium receiving H.264 from aiortc with transport-cc negotiated. aiortc
@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.rtc.rtcp import ReceiverReport, RtcpPacket, parse_compound
-from agent.rtc.twcc import (
+from agent.rtc.rtcp import (
     TWCC_LARGE_DELTA,
     TWCC_NOT_RECEIVED,
     TWCC_SMALL_DELTA,
+    ReceiverReport,
+    RtcpPacket,
     TransportWideCC,
+    parse_compound,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -52,8 +54,11 @@ def test_twcc_fixture_values(name: str) -> None:
 
 def test_twcc_fixtures_cover_every_chunk_kind() -> None:
     kinds: set[str] = set()
-    for name in ("rtcp_chromium_twcc_loss.bin", "rtcp_chromium_twcc_mixed.bin",
-                 "rtcp_chromium_twcc_run.bin"):
+    for name in (
+        "rtcp_chromium_twcc_loss.bin",
+        "rtcp_chromium_twcc_mixed.bin",
+        "rtcp_chromium_twcc_run.bin",
+    ):
         raw = FIXTURES[name]
         (twcc,) = packets(name)
         assert isinstance(twcc, TransportWideCC)
@@ -113,14 +118,39 @@ def test_twcc_chunks_follow_libwebrtc(statuses: tuple[int, ...], chunks: list[in
         (bytes.fromhex("8fcd0003") + bytes(12), "TWCC too short"),
         (bytes.fromhex("8fcd0004") + bytes(8) + b"\x00\x00\x00\x00" + bytes(4), "no packets"),
         (bytes.fromhex("8fcd0004") + bytes(8) + b"\x00\x00\x00\x02" + bytes(4), "chunks"),
-        (bytes.fromhex("8fcd0005") + bytes(8) + b"\x00\x00\x00\x03" + bytes(4) +
-         b"\x20\x03\x00\x00", "deltas"),
-        (bytes.fromhex("8fcd0005") + bytes(8) + b"\x00\x00\x00\x01" + bytes(4) +
-         b"\x60\x01\x00\x00", "reserved"),
-        (bytes.fromhex("8fcd0006") + bytes(8) + b"\x00\x00\x00\x01" + bytes(4) +
-         b"\x20\x01\x05\x00" + bytes(4), "after"),
-        (bytes.fromhex("8fcd0005") + bytes(8) + b"\x00\x00\x00\x01" + bytes(4) +
-         b"\x20\x01\x05\x01", "after"),
+        (
+            bytes.fromhex("8fcd0005")
+            + bytes(8)
+            + b"\x00\x00\x00\x03"
+            + bytes(4)
+            + b"\x20\x03\x00\x00",
+            "deltas",
+        ),
+        (
+            bytes.fromhex("8fcd0005")
+            + bytes(8)
+            + b"\x00\x00\x00\x01"
+            + bytes(4)
+            + b"\x60\x01\x00\x00",
+            "reserved",
+        ),
+        (
+            bytes.fromhex("8fcd0006")
+            + bytes(8)
+            + b"\x00\x00\x00\x01"
+            + bytes(4)
+            + b"\x20\x01\x05\x00"
+            + bytes(4),
+            "after",
+        ),
+        (
+            bytes.fromhex("8fcd0005")
+            + bytes(8)
+            + b"\x00\x00\x00\x01"
+            + bytes(4)
+            + b"\x20\x01\x05\x01",
+            "after",
+        ),
     ],
 )
 def test_malformed_twcc_raises_value_error(data: bytes, reason: str) -> None:

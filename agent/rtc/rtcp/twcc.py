@@ -1,6 +1,6 @@
 """Transport-wide congestion control feedback (draft-holmer-rmcat-transport-wide-cc-extensions).
 
-RTCP RTPFB fmt 15; ``rtcp.parse_compound`` returns a ``TransportWideCC`` for these packets.
+RTCP RTPFB fmt 15; ``parse_compound`` returns a ``TransportWideCC`` for these packets.
 Chunks are re-encoded the way libwebrtc encodes them, so real feedback round-trips byte for
 byte.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Self
+from typing import ClassVar, Self
 
-from agent.rtc.rtcp_base import FMT_TWCC, PT_RTPFB, _pack, _packet, _Rtcp
+from .header import FMT_TWCC, PT_RTPFB, RtcpPacketBase, build_packet, pack_fields
 
 _TWCC_FIXED = struct.Struct("!IIHHI")
 _U16 = struct.Struct("!H")
@@ -28,13 +28,16 @@ _RUN_CAPACITY = 0x1FFF
 
 
 @dataclass(frozen=True, slots=True)
-class TransportWideCC(_Rtcp):
+class TransportWideCC(RtcpPacketBase):
     """Transport-wide CC feedback (RTPFB fmt 15), with chunks expanded per packet.
 
     ``statuses`` has one TWCC_* value per sequence number from ``base_sequence`` on;
     ``deltas`` has one receive delta (units of 250 us) per received packet, in order.
     ``reference_time`` is the raw 24-bit field (units of 64 ms).
     """
+
+    PACKET_TYPE: ClassVar[int] = PT_RTPFB
+    FMT: ClassVar[int | None] = FMT_TWCC
 
     sender_ssrc: int
     media_ssrc: int
@@ -110,8 +113,8 @@ class TransportWideCC(_Rtcp):
         for status, delta in zip(received, self.deltas, strict=True):
             if status == TWCC_SMALL_DELTA and not 0 <= delta <= 255:
                 raise ValueError(f"RTCP TWCC small delta {delta} out of range")
-            deltas += bytes((delta,)) if status == TWCC_SMALL_DELTA else _pack(_I16, delta)
-        body = _pack(
+            deltas += bytes((delta,)) if status == TWCC_SMALL_DELTA else pack_fields(_I16, delta)
+        body = pack_fields(
             _TWCC_FIXED,
             self.sender_ssrc,
             self.media_ssrc,
@@ -120,7 +123,7 @@ class TransportWideCC(_Rtcp):
             self.reference_time << 8 | self.feedback_count,
         )
         body += b"".join(_U16.pack(chunk) for chunk in _encode_chunks(self.statuses))
-        return _packet(FMT_TWCC, PT_RTPFB, body + deltas)
+        return build_packet(FMT_TWCC, PT_RTPFB, body + deltas)
 
 
 def _encode_chunks(statuses: Sequence[int]) -> list[int]:
