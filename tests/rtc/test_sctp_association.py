@@ -39,7 +39,7 @@ def test_handshake_survives_losing_any_one_packet(lost: str, t1_fires_at: float)
 
 
 def test_t1_init_doubles_and_gives_up() -> None:
-    a, b, net = make_pair(drop=lambda sent: True)
+    a, _b, net = make_pair(drop=lambda sent: True)
     a.association.connect(0.0)
     net.run(lambda: any(isinstance(e, Closed) for e in a.events))
     inits = [s.now for s in net.sent if s.sender == 0]
@@ -120,7 +120,7 @@ def test_max_message_size_enforced_both_ways() -> None:
 
 
 def test_t3_rto_doubles_and_is_capped() -> None:
-    a, b, net = connected_pair(delay=0.01)
+    a, _b, net = connected_pair(delay=0.01)
     rto = a.association.outbound.rtx.rto.rto
     assert rto == 1.0  # RTO.Min: a 20 ms RTT sample still gives 1 s
     net.drop = lambda sent: sent.sender == 0
@@ -138,7 +138,7 @@ def test_t3_rto_doubles_and_is_capped() -> None:
 
 
 def test_delayed_sack_after_200_ms_or_every_second_packet() -> None:
-    a, b, net = connected_pair(delay=0.01)
+    a, _b, net = connected_pair(delay=0.01)
     a.association.send(0, 53, b"one", now=net.now)
     sent_at = net.now
     net.run(lambda: any("Sack" in chunk_names(s) for s in net.sent if s.sender == 1))
@@ -215,7 +215,7 @@ def test_stream_reset_both_directions() -> None:
 
 
 def test_heartbeat_on_idle_path_and_answer() -> None:
-    a, b, net = connected_pair(delay=0.01)
+    _a, _b, net = connected_pair(delay=0.01)
     connected_at = net.now
     net.settle(40)
     beats = [s for s in net.sent if "Heartbeat" in chunk_names(s)]
