@@ -16,6 +16,12 @@ from dataclasses import dataclass
 
 from agent.rtc import rtcp
 from agent.rtc.certificate import Certificate
+from agent.rtc.datachannel import (
+    DataChannelEvent,
+    DataChannels,
+    SctpParams,
+    data_channels_for,
+)
 from agent.rtc.dtls import (
     DtlsApplicationData,
     DtlsClosed,
@@ -89,7 +95,9 @@ class ApplicationData:
     data: bytes
 
 
-PeerEvent = PeerConnected | PeerFailed | PeerClosed | KeyframeRequested | ApplicationData
+PeerEvent = (
+    PeerConnected | PeerFailed | PeerClosed | KeyframeRequested | ApplicationData | DataChannelEvent
+)
 
 
 @dataclass(slots=True)
@@ -137,6 +145,7 @@ class PeerSession:
         wallclock_offset: float = 0.0,
         srtp_profiles: Sequence[SrtpProfile] | None = None,
         name: str = "peer",
+        sctp: SctpParams | None = None,
     ) -> None:
         self.name = name
         self.state = PeerState.NEW
@@ -175,6 +184,14 @@ class PeerSession:
         self._last_rtp_now = 0.0
         self._next_sr: float | None = None
         self._last_sr_ntp_mid: dict[int, float] = {}
+        # With an m=application section the session owns the datachannels (call their methods
+        # directly; their output leaves through ours); without, DTLS application data
+        # surfaces as ApplicationData events.
+        self.channels: DataChannels | None = (
+            data_channels_for(sctp, dtls_client=dtls_role is DtlsRole.CLIENT, name=f"{name}/sctp")
+            if sctp is not None
+            else None
+        )
 
     # --- input -------------------------------------------------------------------------
 
@@ -247,11 +264,16 @@ class PeerSession:
             self._out.extend(self._dtls.datagrams_to_send())
 
     def handle_timer(self, now: float) -> None:
-        """Run whatever is due at ``now``: DTLS retransmission, RTCP sender reports."""
+        """Run whatever is due at ``now``: DTLS retransmission, RTCP reports, SCTP timers."""
         timer = self._dtls.get_timer()
         if timer is not None and now >= timer:
             self._dtls.handle_timer(now)
             self._pump_dtls(now)
+        channels = self.channels
+        if channels is not None and self.state is PeerState.CONNECTED:
+            sctp_timer = channels.get_timer()
+            if sctp_timer is not None and now >= sctp_timer:
+                channels.handle_timer(now)
         if self._next_sr is not None and now >= self._next_sr:
             self._send_sender_report(now)
             self._next_sr = now + SR_INTERVAL
@@ -263,6 +285,9 @@ class PeerSession:
         if self._srtp is not None and self._video is not None:
             bye = rtcp.Bye(ssrcs=(self._video.ssrc,))
             self._send_rtcp([bye])
+        if self.channels is not None and self.state is PeerState.CONNECTED:
+            self.channels.association.abort(reason, now)
+            self._pump_sctp()
         self._dtls.close()
         self._out.extend(self._dtls.datagrams_to_send())
         self._finish(PeerState.CLOSED, PeerClosed(reason))
@@ -271,18 +296,24 @@ class PeerSession:
 
     def datagrams_to_send(self) -> list[bytes]:
         """Everything to send on the ICE pair, in order; the list is handed over."""
+        self._pump_sctp()
         out = self._out
         self._out = []
         return out
 
     def next_event(self) -> PeerEvent | None:
+        if not self._events:
+            self._pump_sctp()
         return self._events.pop(0) if self._events else None
 
     def get_timer(self) -> float | None:
         """The earliest ``now`` at which :meth:`handle_timer` has work, or None."""
         if self.state in (PeerState.FAILED, PeerState.CLOSED):
             return None
-        candidates = [t for t in (self._dtls.get_timer(), self._next_sr) if t is not None]
+        sctp = self.channels.get_timer() if self.channels is not None else None
+        if self.state is not PeerState.CONNECTED:
+            sctp = None
+        candidates = [t for t in (self._dtls.get_timer(), self._next_sr, sctp) if t is not None]
         return min(candidates) if candidates else None
 
     @property
@@ -313,12 +344,29 @@ class PeerSession:
                 self._events.append(PeerConnected(event.keys.profile.name))
                 if self._video is not None:
                     self._next_sr = now + SR_INTERVAL / 2
+                if self.channels is not None:
+                    self.channels.start(now)
             elif isinstance(event, DtlsFailed):
                 self._finish(PeerState.FAILED, PeerFailed(event.reason))
             elif isinstance(event, DtlsClosed):
                 self._finish(PeerState.CLOSED, PeerClosed("dtls close_notify from peer"))
             elif isinstance(event, DtlsApplicationData):
-                self._events.append(ApplicationData(event.data))
+                if self.channels is not None:
+                    self.channels.receive(event.data, now)
+                else:
+                    self._events.append(ApplicationData(event.data))
+
+    def _pump_sctp(self) -> None:
+        """SCTP packets out as DTLS records; channel events into ours."""
+        channels = self.channels
+        if channels is None:
+            return
+        if self.state is PeerState.CONNECTED:
+            for packet in channels.datagrams_to_send():
+                self._dtls.send_application_data(packet)
+            self._out.extend(self._dtls.datagrams_to_send())
+        while (event := channels.next_event()) is not None:
+            self._events.append(event)
 
     def _receive_rtcp(self, data: bytes, now: float) -> None:
         if self._srtp is None:
