@@ -19,6 +19,7 @@ from agent.config import CameraConfig
 from agent.control.api import StreamChangeError
 from agent.media.fanout import FanOut
 from agent.media.feed import CameraFeed
+from agent.runtime.daemon_thread import run_abandonable
 from hw.open import open_source
 from hw.source import StreamSettings, VideoSource
 
@@ -45,11 +46,12 @@ async def open_camera(camera: CameraConfig) -> VideoSource:
     Raises StreamChangeError naming the reason. A thread stuck in the open is abandoned (it
     cannot be killed) rather than waited for.
     """
-    call = asyncio.to_thread(
-        open_source, camera.source, path=camera.path, settings=stream_settings(camera)
-    )
+
+    def call() -> VideoSource:
+        return open_source(camera.source, path=camera.path, settings=stream_settings(camera))
+
     try:
-        return await asyncio.wait_for(call, OPEN_TIMEOUT)
+        return await run_abandonable(call, timeout=OPEN_TIMEOUT, name="camera-open")
     except TimeoutError:
         raise StreamChangeError(
             f"camera {camera.source} {camera.path!r}: opening took over {OPEN_TIMEOUT:.0f} s"
@@ -155,7 +157,7 @@ class CameraSupervisor:
         if feed is None:
             return
         try:
-            await asyncio.wait_for(asyncio.to_thread(feed.stop), STOP_TIMEOUT)
+            await run_abandonable(feed.stop, timeout=STOP_TIMEOUT, name="camera-stop")
         except TimeoutError:
             logger.error("camera: source did not stop within %.0f s; abandoned", STOP_TIMEOUT)
 

@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 from agent.config import Config, ConfigError, apply_patch, redacted, save_overrides
 from agent.config.check import check_files
 from agent.runtime.camera import CameraSupervisor
+from agent.runtime.daemon_thread import run_abandonable
 from agent.runtime.ice_servers import ice_servers_from
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,9 @@ class ConfigChanges:
             old = target.config
             new = apply_patch(old, patch)  # ConfigError names the key
             try:
-                await asyncio.wait_for(asyncio.to_thread(_validate, old, new), CHECK_TIMEOUT)
+                await run_abandonable(
+                    _validate, old, new, timeout=CHECK_TIMEOUT, name="config-check"
+                )
             except TimeoutError:
                 raise ConfigError(["checking the files this change names took too long"]) from None
             if new.camera != old.camera:

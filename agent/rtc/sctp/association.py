@@ -277,8 +277,12 @@ class Association(DataPath):
     # --- handshake -------------------------------------------------------------------------
 
     def _on_init(self, init: Init, now: float) -> None:
-        if self.state not in (State.CLOSED, State.COOKIE_WAIT, State.COOKIE_ECHOED,
-                              State.ESTABLISHED):
+        if self.state not in (
+            State.CLOSED,
+            State.COOKIE_WAIT,
+            State.COOKIE_ECHOED,
+            State.ESTABLISHED,
+        ):
             return
         # Our tag and TSN are fixed for this association, so an INIT ACK in a collision and
         # a stateless one carry the same values (RFC 9260 5.2.1).

@@ -48,9 +48,26 @@ Chunk = (
     | UnknownChunk
 )
 
-_KNOWN: dict[int, type[Data | Sack | Init | InitAck | CookieEcho | CookieAck | Heartbeat
-                       | HeartbeatAck | Abort | Error | Shutdown | ShutdownAck
-                       | ShutdownComplete | ForwardTsn | ReConfig]] = {
+_KNOWN: dict[
+    int,
+    type[
+        Data
+        | Sack
+        | Init
+        | InitAck
+        | CookieEcho
+        | CookieAck
+        | Heartbeat
+        | HeartbeatAck
+        | Abort
+        | Error
+        | Shutdown
+        | ShutdownAck
+        | ShutdownComplete
+        | ForwardTsn
+        | ReConfig
+    ],
+] = {
     kind.TYPE: kind
     for kind in (
         Data,

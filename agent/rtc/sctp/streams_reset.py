@@ -64,9 +64,7 @@ class StreamResets:
         self.deadline = now + rto
         return ReConfig((self.outstanding,))
 
-    def on_response(
-        self, response: ReconfigResponse, outbound: Outbound
-    ) -> StreamsReset | None:
+    def on_response(self, response: ReconfigResponse, outbound: Outbound) -> StreamsReset | None:
         request = self.outstanding
         if request is None or response.response_seq != request.request_seq:
             return None
@@ -76,8 +74,9 @@ class StreamResets:
         self.deadline = None
         self.next_request_seq = tsn_add(self.next_request_seq, 1)
         if response.result not in (RESULT_SUCCESS_PERFORMED, RESULT_SUCCESS_NOTHING_TO_DO):
-            logger.warning("peer refused stream reset of %s: result %d", request.stream_ids,
-                           response.result)
+            logger.warning(
+                "peer refused stream reset of %s: result %d", request.stream_ids, response.result
+            )
             return None
         outbound.reset_ssns(request.stream_ids)
         return StreamsReset(request.stream_ids, incoming=False)
