@@ -380,13 +380,10 @@ class MqttClient:
                 async with asyncio.timeout(delay):
                     await self._stop_event.wait()
 
-    async def _connect_once(self) -> str | None:
-        """One attempt; None once connected (hooks done), else why it failed."""
+    async def _open_socket(self, client: paho.Client) -> str | None:
+        """paho's blocking connect() (DNS, TCP, TLS, WebSocket) in the executor; None once
+        its socket is there, else why not."""
         loop = asyncio.get_running_loop()
-        client = self._paho
-        self._lost_event.clear()
-        self._last_error = None
-        self._set_state(MqttState.CONNECTING, f"MQTT {self.protocol}")
         connecting = loop.run_in_executor(None, self._blocking_connect, client)
         stopping = loop.create_task(self._stop_event.wait())
         waiters: set[asyncio.Future[Any]] = {connecting, stopping}
@@ -408,7 +405,18 @@ class MqttClient:
 
         if client.socket() is None:
             return "paho has no socket after connect()"
-        self._connack = loop.create_future()
+        return None
+
+    async def _connect_once(self) -> str | None:
+        """One attempt; None once connected (hooks done), else why it failed."""
+        client = self._paho
+        self._lost_event.clear()
+        self._last_error = None
+        self._set_state(MqttState.CONNECTING, f"MQTT {self.protocol}")
+        failure = await self._open_socket(client)
+        if failure is not None:
+            return failure
+        self._connack = asyncio.get_running_loop().create_future()
         self._attach(client)
         timeout = CONNACK_TIMEOUT if self._confirmed else PROBE_CONNACK_TIMEOUT
         try:
