@@ -20,15 +20,7 @@ import av
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from hw.annexb import (
-    NAL_AUD,
-    NAL_IDR,
-    NAL_PPS,
-    NAL_SPS,
-    join_nal_units,
-    nal_type,
-    split_nal_units,
-)
+from hw.annexb import NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS, nal_type, split_nal_units
 from hw.frame import EncodedFrame
 from hw.source import FrameSink, StreamSettings
 from hw.threaded import ThreadedSource
@@ -45,7 +37,7 @@ _RAW_EXTENSIONS = (".h264", ".264", ".avc", ".26l")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _AccessUnit:
-    data: bytes
+    nal_units: tuple[bytes, ...]
     keyframe: bool
     ts_90k: int  # presentation time, from the first delivered unit of the pass
     pace_90k: int  # decode time: when to send it, on the same origin
@@ -68,30 +60,30 @@ class _ParameterSets:
         ):
             self.observe(split_nal_units(extradata))
 
-    def observe(self, units: list[bytes]) -> None:
+    def observe(self, units: tuple[bytes, ...]) -> None:
         for unit in units:
             if nal_type(unit) == NAL_SPS:
                 self.sps = unit
             elif nal_type(unit) == NAL_PPS:
                 self.pps = unit
 
-    def complete(self, data: bytes) -> tuple[bytes, bool]:
-        """The access unit with SPS/PPS inserted if it is an IDR lacking them; and is-IDR."""
+    def complete(self, data: bytes) -> tuple[tuple[bytes, ...], bool]:
+        """The access unit's NAL units, SPS/PPS inserted if it is an IDR lacking them; is-IDR."""
         units = split_nal_units(data)
         types = [nal_type(unit) for unit in units]
         self.observe(units)
         if NAL_IDR not in types:
-            return data, False
+            return units, False
         missing = [
             ps
             for ps, kind in ((self.sps, NAL_SPS), (self.pps, NAL_PPS))
             if ps is not None and kind not in types
         ]
         if not missing:
-            return data, True
+            return units, True
         # After an access unit delimiter, which must stay first.
         at = 1 if types and types[0] == NAL_AUD else 0
-        return join_nal_units(units[:at] + missing + units[at:]), True
+        return (*units[:at], *missing, *units[at:]), True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -238,7 +230,7 @@ class FileSource(ThreadedSource):
                 raw = bytes(packet)
                 if not raw:
                     continue
-                data, idr = params.complete(raw)
+                units, idr = params.complete(raw)
                 duration = _to_90k(packet.duration, tb) if packet.duration else default_duration
                 dts = packet.dts if packet.dts is not None else packet.pts
                 pts = packet.pts if packet.pts is not None else packet.dts
@@ -256,7 +248,7 @@ class FileSource(ThreadedSource):
                             )
                         continue
                     origin = pace
-                yield _AccessUnit(data, idr, ts - origin, pace - origin, duration)
+                yield _AccessUnit(units, idr, ts - origin, pace - origin, duration)
 
         for packet in container.demux(stream):
             if packet.size == 0:  # the demuxer's end-of-stream marker
@@ -299,7 +291,7 @@ class FileSource(ThreadedSource):
                     # The next pass starts after everything this one presented, so pts_90k
                     # keeps growing from loop to loop.
                     end = max(end, max(unit.ts_90k, unit.pace_90k) + unit.duration_90k)
-                    frame = EncodedFrame(unit.data, offset + unit.ts_90k, unit.keyframe)
+                    frame = EncodedFrame(unit.nal_units, offset + unit.ts_90k, unit.keyframe)
                     try:
                         sink(frame)
                     except Exception:

@@ -17,7 +17,6 @@ import av
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 
-from hw.annexb import contains_idr
 from hw.frame import EncodedFrame
 from hw.source import FrameSink, StreamSettings
 from hw.threaded import ThreadedSource
@@ -346,9 +345,8 @@ class TestPatternSource(ThreadedSource):
                 continue
             failures = 0
             for packet in packets:
-                data = bytes(packet)
                 pts = packet.pts if packet.pts is not None else index
-                out = EncodedFrame(data, self._pts_90k(pts), contains_idr(data))
+                out = EncodedFrame.from_annexb(bytes(packet), self._pts_90k(pts))
                 try:
                     sink(out)
                 except Exception:

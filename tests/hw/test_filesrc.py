@@ -96,14 +96,14 @@ def play(path: Path, count: int) -> tuple[list[EncodedFrame], FileSource, thread
 
 
 def types_of(frame: EncodedFrame) -> list[int]:
-    return [nal_type(unit) for unit in split_nal_units(frame.data)]
+    return [nal_type(unit) for unit in frame.nal_units]
 
 
 def decode(frames: list[EncodedFrame]) -> list[VideoFrame]:
     decoder = av.CodecContext.create("h264", "r")
     out: list[VideoFrame] = []
     for frame in frames:
-        out.extend(decoder.decode(av.Packet(frame.data)))
+        out.extend(decoder.decode(av.Packet(frame.annexb())))
     out.extend(decoder.decode(None))
     return out
 
@@ -118,7 +118,7 @@ def test_loops_annexb_frames_with_parameter_sets_on_every_idr(tmp_path: Path, ex
     assert not thread.is_alive()
     assert (source.settings.width, source.settings.height) == (320, 240)
     assert source.settings.framerate == RATE
-    assert all(frame.data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")) for frame in frames)
+    assert all(frame.nal_units and all(frame.nal_units) for frame in frames)
     assert [i for i, f in enumerate(frames) if f.keyframe] == list(range(0, count, KEYINT))
     for frame in frames:
         types = types_of(frame)
@@ -127,7 +127,9 @@ def test_loops_annexb_frames_with_parameter_sets_on_every_idr(tmp_path: Path, ex
             assert NAL_SPS in types and NAL_PPS in types, types
             assert types.index(NAL_SPS) < types.index(NAL_IDR)
     # The second pass replays the same bytes, later in time.
-    assert [f.data for f in frames[FRAMES : 2 * FRAMES]] == [f.data for f in frames[:FRAMES]]
+    assert [f.nal_units for f in frames[FRAMES : 2 * FRAMES]] == [
+        f.nal_units for f in frames[:FRAMES]
+    ]
     pts = [frame.pts_90k for frame in frames]
     assert all(a < b for a, b in itertools.pairwise(pts))
     # Matroska keeps milliseconds, so allow its rounding.
@@ -158,7 +160,7 @@ def test_a_file_starting_mid_gop_plays_from_its_first_idr(tmp_path: Path) -> Non
     units = raw_access_units()
     frames, _, _ = play(make_raw(tmp_path / "cut.h264", units[2:]), 5)
     assert frames[0].keyframe
-    assert frames[0].data == units[KEYINT]
+    assert frames[0].nal_units == split_nal_units(units[KEYINT])
 
 
 def test_request_keyframe_and_set_bitrate_are_no_ops(tmp_path: Path, caplog) -> None:
