@@ -11,10 +11,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import queue
+import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
+from typing import TypeVar
 
 import av
 from av.container import InputContainer
@@ -22,7 +25,7 @@ from av.video.stream import VideoStream
 
 from hw.annexb import NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS, nal_type, split_nal_units
 from hw.frame import EncodedFrame
-from hw.source import FrameSink, StreamSettings
+from hw.source import StreamSettings
 from hw.threaded import ThreadedSource
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,55 @@ _PROBE_PACKETS = 1000
 # Behind by more than this (a stalled machine), pacing restarts from now instead of bursting.
 _MAX_LAG_S = 1.0
 _RAW_EXTENSIONS = (".h264", ".264", ".avc", ".26l")
+# Probing reads at most _PROBE_PACKETS packets of a regular file: far under this on any
+# machine, so a probe that takes longer is stuck (a network mount, say) and is given up.
+PROBE_TIMEOUT_S = 10.0
+
+_T = TypeVar("_T")
+
+
+def check_regular_file(path: str) -> None:
+    """ValueError naming ``path`` unless it is a readable regular file.
+
+    Decided by ``stat`` alone: a FIFO, socket or device is refused without being opened (a
+    FIFO's open blocks until a writer appears, a device's open may start hardware).
+    """
+    if not path:
+        raise ValueError("video file path is empty")
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ValueError(f"video file {path!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise ValueError(f"video file {path!r}: {kind} (FIFOs and devices are refused)")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"video file {path!r}: not readable by this user")
+
+
+def run_bounded(work: Callable[[], _T], timeout: float, what: str) -> _T:
+    """``work()`` on a helper thread, waited for at most ``timeout`` s (ValueError after).
+
+    Whatever ``work`` raises is re-raised here. A helper that overruns is left to finish
+    on its own (a daemon): the caller is never held longer than ``timeout``.
+    """
+    result: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
+
+    def helper() -> None:
+        try:
+            result.put((True, work()))
+        except BaseException as exc:  # handed to the caller, who decides
+            result.put((False, exc))
+
+    threading.Thread(target=helper, name="edgecam-probe", daemon=True).start()
+    try:
+        ok, value = result.get(timeout=timeout)
+    except queue.Empty:
+        raise ValueError(f"{what}: gave up after {timeout:g} s") from None
+    if not ok:
+        assert isinstance(value, BaseException)
+        raise value
+    return value  # type: ignore[return-value]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,6 +138,15 @@ class _ParameterSets:
         return (*units[:at], *missing, *units[at:]), True
 
 
+@dataclasses.dataclass(slots=True)
+class _Pacing:
+    """Real-time pacing across passes: the wall origin, the pass offset, its length so far."""
+
+    start: float  # time.monotonic() of 90 kHz time 0
+    offset: int = 0  # 90 kHz time at which the current pass starts
+    end: int = 0  # 90 kHz length of the current pass so far
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _FileInfo:
     width: int
@@ -109,12 +170,15 @@ class FileSource(ThreadedSource):
 
     thread_name = "edgecam-filesrc"
 
-    def __init__(self, path: str, settings: StreamSettings) -> None:
+    def __init__(
+        self, path: str, settings: StreamSettings, *, probe_timeout: float = PROBE_TIMEOUT_S
+    ) -> None:
         self._path = path
         self._default_rate = Fraction(settings.framerate).limit_denominator(1001)
         if self._default_rate <= 0:
             raise ValueError(f"video file {path!r}: framerate must be positive")
-        info = self._probe()
+        check_regular_file(path)
+        info = run_bounded(self._probe, probe_timeout, f"video file {path!r}: probing")
         if (info.width, info.height) != (settings.width, settings.height):
             logger.info(
                 "file source %r is %dx%d, not the configured %dx%d: using the file's size",
@@ -162,13 +226,8 @@ class FileSource(ThreadedSource):
     def _open(self) -> tuple[InputContainer, VideoStream]:
         """Open the file and find its H.264 track; ValueError naming the path if impossible."""
         path = self._path
-        if not path:
-            raise ValueError("video file path is empty")
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise ValueError(f"video file {path!r}: {exc.strerror or exc}") from None
+        # Again on every loop: the path may have been replaced by a FIFO since the probe.
+        check_regular_file(path)
         # Raw H.264 has no container clock: without VUI timing in its SPS, FFmpeg would
         # assume 25 fps, so tell it the configured rate instead.
         raw = os.path.splitext(path)[1].lower() in _RAW_EXTENSIONS
@@ -258,53 +317,53 @@ class FileSource(ThreadedSource):
 
     # --- the thread -----------------------------------------------------------------------
 
-    def _run(self, sink: FrameSink, stop: threading.Event) -> None:
+    def _run(self, stop: threading.Event) -> None:
         try:
-            self._play(sink, stop)
-        except Exception:
-            logger.exception("file source %r: stopped by an unexpected error", self._path)
+            self._play(stop)
         finally:
             logger.info("file source %r: stopped", self._path)
 
-    def _play(self, sink: FrameSink, stop: threading.Event) -> None:
-        offset = 0  # 90 kHz time at which the current pass starts
-        start = time.monotonic()
-        sink_failing = False
+    def _play(self, stop: threading.Event) -> None:
+        pacing = _Pacing(start=time.monotonic())
         while not stop.is_set():
             try:
                 container, stream = self._open()
-            except ValueError:
-                logger.exception("file source: cannot reopen the file for the next loop")
+            except ValueError as exc:
+                self._fail(f"cannot reopen the file for the next loop: {exc}")
                 return
-            end = 0
+            pacing.end = 0
             try:
-                for unit in self._units(container, stream):
-                    delay = start + (offset + unit.pace_90k) / _CLOCK - time.monotonic()
-                    if delay > 0:
-                        if stop.wait(delay):
-                            return
-                    elif -delay > _MAX_LAG_S:
-                        logger.warning("file source: %.1f s late, resuming from now", -delay)
-                        start -= delay
-                    if stop.is_set():
-                        return
-                    # The next pass starts after everything this one presented, so pts_90k
-                    # keeps growing from loop to loop.
-                    end = max(end, max(unit.ts_90k, unit.pace_90k) + unit.duration_90k)
-                    frame = EncodedFrame(unit.nal_units, offset + unit.ts_90k, unit.keyframe)
-                    try:
-                        sink(frame)
-                    except Exception:
-                        if not sink_failing:
-                            logger.exception("file source: the frame sink failed")
-                        sink_failing = True
-                    else:
-                        sink_failing = False
+                if not self._play_pass(container, stream, pacing, stop):
+                    return
             except av.FFmpegError:
                 logger.exception("file source %r: read error, restarting the loop", self._path)
             finally:
                 container.close()
-            if end <= 0:
-                logger.error("file source %r: a pass yielded no frames", self._path)
+            if pacing.end <= 0:
+                self._fail(f"file {self._path!r}: a pass yielded no frames")
                 return
-            offset += end
+            pacing.offset += pacing.end
+
+    def _play_pass(
+        self,
+        container: InputContainer,
+        stream: VideoStream,
+        pacing: _Pacing,
+        stop: threading.Event,
+    ) -> bool:
+        """One pass in real time, extending ``pacing.end``; False when told to stop."""
+        for unit in self._units(container, stream):
+            delay = pacing.start + (pacing.offset + unit.pace_90k) / _CLOCK - time.monotonic()
+            if delay > 0:
+                if stop.wait(delay):
+                    return False
+            elif -delay > _MAX_LAG_S:
+                logger.warning("file source: %.1f s late, resuming from now", -delay)
+                pacing.start -= delay
+            # The next pass starts after everything this one presented, so pts_90k keeps
+            # growing from loop to loop.
+            pacing.end = max(pacing.end, max(unit.ts_90k, unit.pace_90k) + unit.duration_90k)
+            frame = EncodedFrame(unit.nal_units, pacing.offset + unit.ts_90k, unit.keyframe)
+            if stop.is_set() or not self._emit(frame):
+                return False
+        return True

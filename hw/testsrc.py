@@ -18,7 +18,7 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 
 from hw.frame import EncodedFrame
-from hw.source import FrameSink, StreamSettings
+from hw.source import StreamSettings
 from hw.threaded import ThreadedSource
 
 logger = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ class TestPatternSource(ThreadedSource):
     def _pts_90k(self, index: int) -> int:
         return index * 90000 * self._rate.denominator // self._rate.numerator
 
-    def _run(self, sink: FrameSink, stop: threading.Event) -> None:
+    def _run(self, stop: threading.Event) -> None:
         s = self._settings
         graph = (
             f"testsrc2=size={s.width}x{s.height}"
@@ -279,25 +279,20 @@ class TestPatternSource(ThreadedSource):
         )
         try:
             pattern = av.open(graph, format="lavfi")
-        except av.FFmpegError:
-            logger.exception("testsrc: cannot open the lavfi test pattern %r", graph)
+        except av.FFmpegError as exc:
+            self._fail(f"cannot open the lavfi test pattern {graph!r}: {exc}")
             return
         try:
-            self._produce(pattern.decode(video=0), sink, stop)
-        except Exception:
-            logger.exception("testsrc: stopped by an unexpected error")
+            self._produce(pattern.decode(video=0), stop)
         finally:
             pattern.close()
             logger.info("testsrc: stopped")
 
-    def _produce(
-        self, frames: Iterator[VideoFrame], sink: FrameSink, stop: threading.Event
-    ) -> None:
+    def _produce(self, frames: Iterator[VideoFrame], stop: threading.Event) -> None:
         overlay = ClockOverlay(self._settings.width, self._settings.height)
         encoder: VideoCodecContext | None = None
         ceiling = 0
         failures = 0
-        sink_failing = False
         period = 1 / self._rate
         start = time.monotonic()
         index = 0
@@ -313,7 +308,7 @@ class TestPatternSource(ThreadedSource):
                 index += skipped
             frame = next(frames, None)
             if frame is None:
-                logger.error("testsrc: the test pattern ended")
+                self._fail("the test pattern ended")
                 return
             overlay.draw(frame, clock_lines(index, time.time()))
             force_idr, new_bitrate = self._take_requests()
@@ -321,8 +316,8 @@ class TestPatternSource(ThreadedSource):
                 bitrate = new_bitrate or self.settings.bitrate
                 try:
                     encoder = self._open_encoder(bitrate)
-                except av.FFmpegError:
-                    logger.exception("testsrc: cannot open libx264")
+                except av.FFmpegError as exc:
+                    self._fail(f"cannot open libx264: {exc}")
                     return
                 ceiling = bitrate
             elif new_bitrate is not None:
@@ -338,7 +333,7 @@ class TestPatternSource(ThreadedSource):
                 failures += 1
                 logger.exception("testsrc: encoding failed (%d in a row)", failures)
                 if failures >= _MAX_ENCODE_FAILURES:
-                    logger.error("testsrc: giving up after %d encoder failures", failures)
+                    self._fail(f"giving up after {failures} encoder failures")
                     return
                 encoder = None
                 index += 1
@@ -347,13 +342,6 @@ class TestPatternSource(ThreadedSource):
             for packet in packets:
                 pts = packet.pts if packet.pts is not None else index
                 out = EncodedFrame.from_annexb(bytes(packet), self._pts_90k(pts))
-                try:
-                    sink(out)
-                except Exception:
-                    # Once per run of failures: a broken consumer must not flood the log.
-                    if not sink_failing:
-                        logger.exception("testsrc: the frame sink failed")
-                    sink_failing = True
-                else:
-                    sink_failing = False
+                if not self._emit(out):
+                    return
             index += 1
