@@ -17,13 +17,16 @@ class FrameGate:
 
     ``close()`` waits for a delivery in progress (bounded by ``timeout``), so once it returns
     no sink call can start: the guarantee behind ``VideoSource.stop()``. Delivery and close
-    share a re-entrant lock, so a sink may itself stop the source.
+    share a re-entrant lock, so a sink may itself stop the source; the counters have a lock
+    of their own, so an encoder thread counting a drop or a supervisor reading ``health``
+    never waits for a slow sink.
     A sink that raises is logged once per run of failures and does not stop the source.
     """
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._lock = threading.RLock()
+        self._stats = threading.Lock()
         self._sink: FrameSink | None = None
         self._on_error: ErrorSink | None = None
         self._started_at: float | None = None
@@ -35,7 +38,7 @@ class FrameGate:
 
     def open(self, sink: FrameSink, on_error: ErrorSink | None) -> None:
         """Start a new run: counters reset, frames flow to ``sink``."""
-        with self._lock:
+        with self._lock, self._stats:
             self._sink, self._on_error = sink, on_error
             self._started_at = time.monotonic()
             self._last_frame_at = None
@@ -53,8 +56,9 @@ class FrameGate:
             sink = self._sink
             if sink is None:
                 return False
-            self._frames += 1
-            self._last_frame_at = time.monotonic()
+            with self._stats:
+                self._frames += 1
+                self._last_frame_at = time.monotonic()
             try:
                 sink(frame)
             except Exception:
@@ -67,12 +71,12 @@ class FrameGate:
 
     def dropped(self, count: int = 1) -> None:
         """Count frames lost before the sink (a full hand-off queue)."""
-        with self._lock:
+        with self._stats:
             self._dropped += count
 
     def fail(self, reason: str) -> None:
         """The source failed on its own: record why, close, tell ``on_error`` once."""
-        with self._lock:
+        with self._stats:
             if self._sink is None or self._error is not None:
                 return
             self._error = reason
@@ -99,9 +103,9 @@ class FrameGate:
         return True
 
     def health(self, running: bool) -> SourceHealth:
-        with self._lock:
+        with self._stats:
             return SourceHealth(
-                running=running,
+                running=running and self._error is None,
                 started_at=self._started_at,
                 last_frame_at=self._last_frame_at,
                 frames=self._frames,

@@ -26,11 +26,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from hw.frame import EncodedFrame
 
 FrameSink = Callable[[EncodedFrame], None]
 ErrorSink = Callable[[str], None]
+
+
+class H264Profile(StrEnum):
+    """Profiles a hardware encoder may be asked for; browsers' WebRTC offers no High."""
+
+    CONSTRAINED_BASELINE = "constrained baseline"
+    MAIN = "main"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +101,11 @@ class VideoSource(ABC):
     @abstractmethod
     def set_bitrate(self, bitrate: int) -> None:
         """Change the target bitrate in bits per second, while running."""
+
+    def snapshot_jpeg(self, quality: int) -> tuple[bytes, int, int] | None:
+        """A JPEG (and its size) straight from the camera, or None if this source has none.
+
+        Blocks for up to a frame time: call it off the event loop. None means: decode the
+        cached GOP instead (``agent.media.snapshot.jpeg_from_gop``).
+        """
+        return None
