@@ -21,11 +21,14 @@ import logging
 import struct
 import threading
 import time
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
+from hw.controls import ControlInfo, ControlValue, check_controls, with_values
 from hw.frame import EncodedFrame
 from hw.handoff import EncodedChunk, HandOff
+from hw.picamera2controls import FLIPS, advertised_controls, to_libcamera
 from hw.source import H264Profile, StreamSettings
 from hw.threaded import ThreadedSource
 
@@ -106,6 +109,9 @@ class Picamera2Source(ThreadedSource):
         self._encoder: Any = None
         self._output: Any = None
         self._restart_bitrate: int | None = None
+        self._advertised: dict[str, ControlInfo] = {}
+        self._control_values: dict[str, ControlValue] = {}
+        self._reconfigure = False
         self._last_arrival = 0.0
         # picamera2's timestamps restart at 0 with each encoder: keep pts_90k growing.
         self._pts_base = 0
@@ -141,6 +147,30 @@ class Picamera2Source(ThreadedSource):
                 return
         with self._lock:
             self._restart_bitrate = bitrate  # the source's thread restarts the encoder
+
+    def controls(self) -> dict[str, ControlInfo]:
+        """What the sensor advertises (empty until the camera has been opened once)."""
+        with self._lock:
+            return with_values(self._advertised, self._control_values)
+
+    def set_controls(self, values: Mapping[str, object]) -> dict[str, ControlValue]:
+        """libcamera controls apply from the next request; flips reconfigure the camera."""
+        checked = check_controls(values, self.controls())
+        camera = self._camera
+        libcamera_values = to_libcamera(checked)
+        if libcamera_values:
+            if camera is None:
+                raise ValueError("the camera is not running")
+            try:
+                camera.set_controls(libcamera_values)
+            except RuntimeError as exc:
+                raise ValueError(f"libcamera refused {libcamera_values}: {exc}") from None
+        with self._lock:
+            flips_before = [self._control_values.get(f, False) for f in FLIPS]
+            self._control_values.update(checked)
+            flips_after = [self._control_values.get(f, False) for f in FLIPS]
+            self._reconfigure = self._reconfigure or flips_after != flips_before
+        return checked
 
     def snapshot_jpeg(self, quality: int) -> tuple[bytes, int, int] | None:
         camera = self._camera
@@ -213,14 +243,36 @@ class Picamera2Source(ThreadedSource):
             raise ValueError(f"no camera at camera.index {self._index} (cameras found: {found})")
         camera = self._p2.Picamera2(self._index)
         self._camera = camera
+        with self._lock:
+            self._advertised = advertised_controls(camera.camera_controls)
+        self._configure(camera)
+        camera.start()
+        self._start_encoder(self._settings.bitrate)
+
+    def _configure(self, camera: Any) -> None:
         s = self._settings
+        with self._lock:
+            values = dict(self._control_values)
+        transform = importlib.import_module("libcamera").Transform(
+            hflip=int(bool(values.get("hflip"))), vflip=int(bool(values.get("vflip")))
+        )
         config = camera.create_video_configuration(
             main={"size": (s.width, s.height), "format": "YUV420"},
-            controls={"FrameRate": s.framerate},
+            transform=transform,
+            controls={"FrameRate": s.framerate, **to_libcamera(values)},
         )
         camera.configure(config)
+
+    def _reconfigure_camera(self) -> None:
+        """A new Transform (flips) needs a stopped camera: encoder and camera restart."""
+        camera = self._camera
+        camera.stop_encoder(self._encoder)
+        self._encoder = None
+        camera.stop()
+        self._configure(camera)
         camera.start()
-        self._start_encoder(s.bitrate)
+        self._pts_base = self._last_pts + round(90000 / self._settings.framerate)
+        self._start_encoder(self._settings.bitrate)
 
     def _start_encoder(self, bitrate: int) -> None:
         encoder = self._make_encoder(bitrate)
@@ -292,6 +344,12 @@ class Picamera2Source(ThreadedSource):
         """A reason to give up, after applying a pending encoder restart; None if healthy."""
         with self._lock:
             bitrate, self._restart_bitrate = self._restart_bitrate, None
+            reconfigure, self._reconfigure = self._reconfigure, False
+        if reconfigure:
+            try:
+                self._reconfigure_camera()
+            except Exception as exc:
+                return f"the camera did not restart with the new flips: {exc}"
         if bitrate is not None:
             try:
                 self._restart_encoder(bitrate)

@@ -24,10 +24,11 @@ never called again.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hw.controls import ControlInfo, ControlValue
 from hw.frame import EncodedFrame
 
 FrameSink = Callable[[EncodedFrame], None]
@@ -101,6 +102,19 @@ class VideoSource(ABC):
     @abstractmethod
     def set_bitrate(self, bitrate: int) -> None:
         """Change the target bitrate in bits per second, while running."""
+
+    def controls(self) -> dict[str, ControlInfo]:
+        """The camera controls this source supports (``hw.controls.CONTROL_NAMES``), now."""
+        return {}
+
+    def set_controls(self, values: Mapping[str, object]) -> dict[str, ControlValue]:
+        """Apply controls (live where possible: see ``ControlInfo.live``); the values applied.
+
+        All or nothing: ValueError naming the first unknown name or bad value.
+        """
+        if values:
+            raise ValueError(f"this camera source has no controls (asked for {', '.join(values)})")
+        return {}
 
     def snapshot_jpeg(self, quality: int) -> tuple[bytes, int, int] | None:
         """A JPEG (and its size) straight from the camera, or None if this source has none.

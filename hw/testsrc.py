@@ -10,13 +10,21 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from fractions import Fraction
 
 import av
+from av.container import InputContainer
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 
+from hw.controls import (
+    ControlInfo,
+    ControlType,
+    ControlValue,
+    check_controls,
+    with_values,
+)
 from hw.frame import EncodedFrame
 from hw.source import StreamSettings
 from hw.threaded import ThreadedSource
@@ -65,6 +73,15 @@ _BLACK = 16
 _NEUTRAL_CHROMA = 128
 
 Glyph = tuple[tuple[bool, ...], ...]
+
+# The controls a test pattern can honour, with ranges like libcamera's where they overlap.
+TESTSRC_CONTROLS: dict[str, ControlInfo] = {
+    "brightness": ControlInfo(ControlType.FLOAT, -1.0, 1.0, 0.0, 0.0),
+    "contrast": ControlInfo(ControlType.FLOAT, 0.0, 4.0, 1.0, 1.0),
+    "saturation": ControlInfo(ControlType.FLOAT, 0.0, 4.0, 1.0, 1.0),
+    "hflip": ControlInfo(ControlType.BOOL, None, None, False, False),
+    "vflip": ControlInfo(ControlType.BOOL, None, None, False, False),
+}
 
 
 def _paint(width: int, rects: list[tuple[int, int, int, int]]) -> Glyph:
@@ -207,6 +224,28 @@ class TestPatternSource(ThreadedSource):
         self._keyint = max(1, round(2 * settings.framerate))
         self._keyframe_pending = False
         self._pending_bitrate: int | None = None
+        self._control_values: dict[str, ControlValue] = {
+            name: info.default for name, info in TESTSRC_CONTROLS.items()
+        }
+        self._controls_changed = False
+        self._pattern: InputContainer | None = None
+
+    def controls(self) -> dict[str, ControlInfo]:
+        with self._lock:
+            return with_values(TESTSRC_CONTROLS, self._control_values)
+
+    def set_controls(self, values: Mapping[str, object]) -> dict[str, ControlValue]:
+        """brightness, contrast, saturation, hflip, vflip: applied live from the next frame."""
+        checked = check_controls(values, TESTSRC_CONTROLS)
+        with self._lock:
+            self._control_values.update(checked)
+            self._controls_changed = self._controls_changed or bool(checked)
+        return checked
+
+    def _take_controls_changed(self) -> bool:
+        with self._lock:
+            changed, self._controls_changed = self._controls_changed, False
+            return changed
 
     @property
     def settings(self) -> StreamSettings:
@@ -271,21 +310,53 @@ class TestPatternSource(ThreadedSource):
     def _pts_90k(self, index: int) -> int:
         return index * 90000 * self._rate.denominator // self._rate.numerator
 
-    def _run(self, stop: threading.Event) -> None:
+    def _graph(self) -> str:
         s = self._settings
+        with self._lock:
+            values = dict(self._control_values)
         graph = (
             f"testsrc2=size={s.width}x{s.height}"
-            f":rate={self._rate.numerator}/{self._rate.denominator},format=yuv420p"
+            f":rate={self._rate.numerator}/{self._rate.denominator}"
         )
+        brightness, contrast = float(values["brightness"]), float(values["contrast"])
+        saturation = float(values["saturation"])
+        if (brightness, contrast, saturation) != (0.0, 1.0, 1.0):
+            # The picture controls as a lookup on the Y'CbCr planes (FFmpeg's eq filter is
+            # not in PyAV's wheels): contrast around mid-grey, brightness as an offset.
+            offset = brightness * 110
+            graph += (
+                f",lutyuv=y='clip((val-128)*{contrast:g}+128+{offset:g},16,235)'"
+                f":u='clip((val-128)*{saturation:g}+128,16,240)'"
+                f":v='clip((val-128)*{saturation:g}+128,16,240)'"
+            )
+        if values["hflip"]:
+            graph += ",hflip"
+        if values["vflip"]:
+            graph += ",vflip"
+        return graph + ",format=yuv420p"
+
+    def _open_pattern(self) -> Iterator[VideoFrame] | None:
+        graph = self._graph()
         try:
             pattern = av.open(graph, format="lavfi")
         except av.FFmpegError as exc:
             self._fail(f"cannot open the lavfi test pattern {graph!r}: {exc}")
+            return None
+        if self._pattern is not None:
+            self._pattern.close()
+        self._pattern = pattern
+        return pattern.decode(video=0)
+
+    def _run(self, stop: threading.Event) -> None:
+        frames = self._open_pattern()
+        if frames is None:
             return
         try:
-            self._produce(pattern.decode(video=0), stop)
+            self._produce(frames, stop)
         finally:
-            pattern.close()
+            if self._pattern is not None:
+                self._pattern.close()
+                self._pattern = None
             logger.info("testsrc: stopped")
 
     def _produce(self, frames: Iterator[VideoFrame], stop: threading.Event) -> None:
@@ -306,6 +377,11 @@ class TestPatternSource(ThreadedSource):
                 skipped = int(-delay * self._rate)
                 logger.warning("testsrc: %d frames late, dropping them", skipped)
                 index += skipped
+            if self._take_controls_changed():
+                reopened = self._open_pattern()  # controls apply from the next frame
+                if reopened is None:
+                    return
+                frames = reopened
             frame = next(frames, None)
             if frame is None:
                 self._fail("the test pattern ended")
