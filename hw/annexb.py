@@ -61,3 +61,41 @@ def join_nal_units(units: Iterable[bytes]) -> bytes:
 def contains_idr(units: Iterable[bytes]) -> bool:
     """Whether an access unit's NAL units hold an IDR slice."""
     return any(nal_type(unit) == NAL_IDR for unit in units)
+
+
+class ParameterSetCache:
+    """The latest SPS and PPS seen, to put in front of an IDR that arrives without them."""
+
+    def __init__(self, extradata: bytes | None) -> None:
+        self.sps: bytes | None = None
+        self.pps: bytes | None = None
+        # Annex-B extradata (TS, raw) holds them directly; avcC extradata is the BSF's business.
+        if extradata and (
+            extradata.startswith(b"\x00\x00\x01") or extradata.startswith(b"\x00\x00\x00\x01")
+        ):
+            self.observe(split_nal_units(extradata))
+
+    def observe(self, units: tuple[bytes, ...]) -> None:
+        for unit in units:
+            if nal_type(unit) == NAL_SPS:
+                self.sps = unit
+            elif nal_type(unit) == NAL_PPS:
+                self.pps = unit
+
+    def complete(self, data: bytes) -> tuple[tuple[bytes, ...], bool]:
+        """The access unit's NAL units, SPS/PPS inserted if it is an IDR lacking them; is-IDR."""
+        units = split_nal_units(data)
+        types = [nal_type(unit) for unit in units]
+        self.observe(units)
+        if NAL_IDR not in types:
+            return units, False
+        missing = [
+            ps
+            for ps, kind in ((self.sps, NAL_SPS), (self.pps, NAL_PPS))
+            if ps is not None and kind not in types
+        ]
+        if not missing:
+            return units, True
+        # After an access unit delimiter, which must stay first.
+        at = 1 if types and types[0] == NAL_AUD else 0
+        return (*units[:at], *missing, *units[at:]), True

@@ -11,19 +11,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import queue
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from fractions import Fraction
-from typing import TypeVar
 
 import av
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from hw.annexb import NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS, nal_type, split_nal_units
+from hw.annexb import ParameterSetCache
+from hw.bounded import run_bounded
 from hw.frame import EncodedFrame
 from hw.source import StreamSettings
 from hw.threaded import ThreadedSource
@@ -39,9 +38,6 @@ _RAW_EXTENSIONS = (".h264", ".264", ".avc", ".26l")
 # Probing reads at most _PROBE_PACKETS packets of a regular file: far under this on any
 # machine, so a probe that takes longer is stuck (a network mount, say) and is given up.
 PROBE_TIMEOUT_S = 10.0
-
-_T = TypeVar("_T")
-
 
 def check_regular_file(path: str) -> None:
     """ValueError naming ``path`` unless it is a readable regular file.
@@ -62,31 +58,6 @@ def check_regular_file(path: str) -> None:
         raise ValueError(f"video file {path!r}: not readable by this user")
 
 
-def run_bounded(work: Callable[[], _T], timeout: float, what: str) -> _T:
-    """``work()`` on a helper thread, waited for at most ``timeout`` s (ValueError after).
-
-    Whatever ``work`` raises is re-raised here. A helper that overruns is left to finish
-    on its own (a daemon): the caller is never held longer than ``timeout``.
-    """
-    result: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
-
-    def helper() -> None:
-        try:
-            result.put((True, work()))
-        except BaseException as exc:  # handed to the caller, who decides
-            result.put((False, exc))
-
-    threading.Thread(target=helper, name="edgecam-probe", daemon=True).start()
-    try:
-        ok, value = result.get(timeout=timeout)
-    except queue.Empty:
-        raise ValueError(f"{what}: gave up after {timeout:g} s") from None
-    if not ok:
-        assert isinstance(value, BaseException)
-        raise value
-    return value  # type: ignore[return-value]
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class _AccessUnit:
     nal_units: tuple[bytes, ...]
@@ -98,44 +69,6 @@ class _AccessUnit:
 
 def _to_90k(value: int, time_base: Fraction) -> int:
     return round(value * time_base * _CLOCK)
-
-
-class _ParameterSets:
-    """The latest SPS and PPS seen, to put in front of an IDR that arrives without them."""
-
-    def __init__(self, extradata: bytes | None) -> None:
-        self.sps: bytes | None = None
-        self.pps: bytes | None = None
-        # Annex-B extradata (TS, raw) holds them directly; avcC extradata is the BSF's business.
-        if extradata and (
-            extradata.startswith(b"\x00\x00\x01") or extradata.startswith(b"\x00\x00\x00\x01")
-        ):
-            self.observe(split_nal_units(extradata))
-
-    def observe(self, units: tuple[bytes, ...]) -> None:
-        for unit in units:
-            if nal_type(unit) == NAL_SPS:
-                self.sps = unit
-            elif nal_type(unit) == NAL_PPS:
-                self.pps = unit
-
-    def complete(self, data: bytes) -> tuple[tuple[bytes, ...], bool]:
-        """The access unit's NAL units, SPS/PPS inserted if it is an IDR lacking them; is-IDR."""
-        units = split_nal_units(data)
-        types = [nal_type(unit) for unit in units]
-        self.observe(units)
-        if NAL_IDR not in types:
-            return units, False
-        missing = [
-            ps
-            for ps, kind in ((self.sps, NAL_SPS), (self.pps, NAL_PPS))
-            if ps is not None and kind not in types
-        ]
-        if not missing:
-            return units, True
-        # After an access unit delimiter, which must stay first.
-        at = 1 if types and types[0] == NAL_AUD else 0
-        return (*units[:at], *missing, *units[at:]), True
 
 
 @dataclasses.dataclass(slots=True)
@@ -278,7 +211,7 @@ class FileSource(ThreadedSource):
         rate = stream.guessed_rate or stream.average_rate or self._default_rate
         default_duration = round(_CLOCK / Fraction(rate))
         bsf = av.BitStreamFilterContext("h264_mp4toannexb", in_stream=stream)
-        params = _ParameterSets(stream.codec_context.extradata)
+        params = ParameterSetCache(stream.codec_context.extradata)
         origin: int | None = None
         synthetic = 0  # running decode time for packets that carry none
         skipped = 0

@@ -28,6 +28,7 @@ from hw.controls import (
 from hw.frame import EncodedFrame
 from hw.source import StreamSettings
 from hw.threaded import ThreadedSource
+from hw.x264 import open_h264_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -270,42 +271,8 @@ class TestPatternSource(ThreadedSource):
             return keyframe, bitrate
 
     def _open_encoder(self, bitrate: int) -> VideoCodecContext:
-        ctx = av.CodecContext.create("libx264", "w")
-        ctx.width = self._settings.width
-        ctx.height = self._settings.height
-        ctx.pix_fmt = "yuv420p"
-        ctx.time_base = 1 / self._rate
-        ctx.framerate = self._rate
-        ctx.bit_rate = bitrate
-        ctx.gop_size = self._keyint
-        ctx.max_b_frames = 0
-        k = self._keyint
-        ctx.options = {
-            # libx264's "baseline" sets constraint_set1: constrained baseline, as WebRTC wants.
-            "profile": "baseline",
-            "preset": "ultrafast",
-            "tune": "zerolatency",
-            # frame.pict_type = I then means IDR, not a recovery-point I-frame.
-            "forced-idr": "1",
-            # libx264 applies bit_rate changes on a running encoder only under VBV, and
-            # never above the VBV maxrate: hence the ceiling and the reopen beyond it.
-            "maxrate": str(bitrate),
-            "bufsize": str(bitrate),
-            "x264-params": (
-                f"keyint={k}:min-keyint={k}:scenecut=0:open-gop=0:bframes=0"
-                ":repeat-headers=1:annexb=1"
-            ),
-        }
-        ctx.open()
-        logger.info(
-            "testsrc: libx264 %dx%d@%s %d bps, IDR every %d frames",
-            ctx.width,
-            ctx.height,
-            self._rate,
-            bitrate,
-            k,
-        )
-        return ctx
+        s = self._settings
+        return open_h264_encoder(s.width, s.height, self._rate, bitrate, self._keyint)
 
     def _pts_90k(self, index: int) -> int:
         return index * 90000 * self._rate.denominator // self._rate.numerator
