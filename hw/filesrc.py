@@ -39,6 +39,7 @@ _RAW_EXTENSIONS = (".h264", ".264", ".avc", ".26l")
 # machine, so a probe that takes longer is stuck (a network mount, say) and is given up.
 PROBE_TIMEOUT_S = 10.0
 
+
 def check_regular_file(path: str) -> None:
     """ValueError naming ``path`` unless it is a readable regular file.
 

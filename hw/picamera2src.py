@@ -34,8 +34,8 @@ from hw.threaded import ThreadedSource
 
 logger = logging.getLogger(__name__)
 
-# VIDIOC_S_CTRL = _IOWR('V', 27, struct v4l2_control {__u32 id; __s32 value;})
-VIDIOC_S_CTRL = (3 << 30) | (8 << 16) | (ord("V") << 8) | 27
+# VIDIOC_S_CTRL = _IOWR('V', 28, struct v4l2_control {__u32 id; __s32 value;})
+VIDIOC_S_CTRL = (3 << 30) | (8 << 16) | (ord("V") << 8) | 28
 # V4L2_CID_CODEC_BASE (0x00990900) + 207
 V4L2_CID_MPEG_VIDEO_BITRATE = 0x009909CF
 

@@ -205,7 +205,7 @@ def test_bitrate_refused_by_the_kernel_restarts_the_encoder_keeping_time(
 def test_v4l2_set_bitrate_is_the_real_ioctl() -> None:
     with open("/dev/null", "rb+", buffering=0) as device, pytest.raises(OSError):
         picamera2src.v4l2_set_bitrate(device, 1_000_000)  # ENOTTY: not a V4L2 device
-    assert picamera2src.VIDIOC_S_CTRL == 0xC008561B
+    assert picamera2src.VIDIOC_S_CTRL == 0xC008561C  # linux/videodev2.h
 
 
 def test_snapshot_from_the_running_camera_without_stopping_the_stream(
