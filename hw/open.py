@@ -126,4 +126,3 @@ def _probe_picamera2(index: int) -> list[str]:
         found = ", ".join(f"{c.get('Num', i)}: {c.get('Model')}" for i, c in enumerate(cameras))
         return [f"picamera2: no camera at camera.index {index} (cameras found: {found})"]
     return []
-
