@@ -12,7 +12,8 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from fractions import Fraction
 from typing import Any
 
@@ -22,10 +23,12 @@ from av.video.frame import PictureType, VideoFrame
 
 from hw.annexb import ParameterSetCache
 from hw.bounded import run_bounded
+from hw.controls import ControlInfo, ControlValue
 from hw.frame import EncodedFrame
 from hw.source import StreamSettings
 from hw.threaded import ThreadedSource
 from hw.v4l2caps import DeviceChoice, DeviceMode, check_device, list_modes, negotiate
+from hw.v4l2controls import V4l2Controls
 from hw.x264 import open_h264_encoder
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,19 @@ Opener = Callable[[str, str, dict[str, str]], Any]
 
 def _open_device(path: str, fmt: str, options: dict[str, str]) -> Any:
     return av.open(path, format=fmt, options=options)
+
+
+@contextmanager
+def _device_controls(path: str) -> Iterator[V4l2Controls]:
+    # A second open of the node: V4L2 allows control access beside a streaming open.
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ValueError(f"V4L2 device {path!r}: {exc.strerror or exc}") from None
+    try:
+        yield V4l2Controls(fd)
+    finally:
+        os.close(fd)
 
 
 def read_modes(path: str, timeout: float = OPEN_TIMEOUT_S) -> list[DeviceMode]:
@@ -77,6 +93,7 @@ class V4l2Source(ThreadedSource):
         modes: Sequence[DeviceMode] | None = None,
         opener: Opener = _open_device,
         encoders: Sequence[str] = ENCODERS,
+        controls: Callable[[str], AbstractContextManager[V4l2Controls]] = _device_controls,
     ) -> None:
         if settings.bitrate < _MIN_BITRATE:
             raise ValueError(f"bitrate must be at least {_MIN_BITRATE} bps")
@@ -88,6 +105,7 @@ class V4l2Source(ThreadedSource):
         self._path = path
         self._settings = settings
         self._opener = opener
+        self._controls = controls
         self._encoders = tuple(encoders)
         self._rate = Fraction(settings.framerate).limit_denominator(1001)
         self._keyint = max(1, round(2 * settings.framerate))
@@ -100,6 +118,15 @@ class V4l2Source(ThreadedSource):
     def settings(self) -> StreamSettings:
         with self._lock:
             return self._settings
+
+    def controls(self) -> dict[str, ControlInfo]:
+        """The device's V4L2 controls in the agent's names (all live)."""
+        with self._controls(self._path) as device:
+            return device.list()
+
+    def set_controls(self, values: Mapping[str, object]) -> dict[str, ControlValue]:
+        with self._controls(self._path) as device:
+            return device.apply(values)
 
     def request_keyframe(self) -> None:
         with self._lock:

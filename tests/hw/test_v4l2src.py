@@ -6,11 +6,13 @@ through the source's opener with the options a real video4linux2 open would get.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import struct
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import pytest
@@ -28,6 +30,7 @@ from hw.v4l2caps import (
     list_modes,
     negotiate,
 )
+from hw.v4l2controls import VIDIOC_G_CTRL, VIDIOC_QUERYCTRL, VIDIOC_S_CTRL, V4l2Controls
 from hw.v4l2src import V4l2Source, read_modes
 
 SETTINGS = StreamSettings(width=160, height=120, framerate=30, bitrate=300_000)
@@ -232,3 +235,58 @@ def test_device_checks_by_stat_and_real_ioctls(tmp_path: Path) -> None:
     assert read_modes("/dev/null") == []
     with pytest.raises(ValueError, match="no H264, MJPG or YUYV mode"):
         V4l2Source("/dev/null", SETTINGS)
+
+
+class FakeControlDriver:
+    """The kernel side of QUERYCTRL/G_CTRL/S_CTRL for a UVC camera's few controls."""
+
+    # cid: (type, min, max, default, flags)
+    TABLE: ClassVar[dict[int, tuple[int, int, int, int, int]]] = {
+        0x00980900: (1, 0, 255, 128, 0),  # brightness
+        0x00980914: (2, 0, 1, 0, 0),  # hflip
+        0x009A0901: (3, 1, 3, 3, 0),  # exposure auto: manual .. aperture priority
+        0x009A0902: (1, 3, 2047, 250, 0),  # exposure absolute, 100 us
+        0x00980902: (1, 0, 100, 50, 1),  # saturation, disabled
+    }
+
+    def __init__(self) -> None:
+        self.values = {cid: row[3] for cid, row in self.TABLE.items()}
+        self.set: list[tuple[int, int]] = []
+
+    def __call__(self, request: int, buf: bytes) -> bytes:
+        if request == VIDIOC_QUERYCTRL:
+            cid = struct.unpack_from("=I", buf)[0]
+            if cid not in self.TABLE:
+                raise OSError(22, "Invalid argument")
+            kind, low, high, default, flags = self.TABLE[cid]
+            return struct.pack("=II32siiiiI8x", cid, kind, b"name", low, high, 1, default, flags)
+        cid, value = struct.unpack("=Ii", buf)
+        if request == VIDIOC_G_CTRL:
+            return struct.pack("=Ii", cid, self.values[cid])
+        assert request == VIDIOC_S_CTRL
+        self.set.append((cid, value))
+        self.values[cid] = value
+        return buf
+
+
+def test_v4l2_controls_map_to_the_device_and_apply(tmp_path: Path) -> None:
+    driver = FakeControlDriver()
+
+    @contextlib.contextmanager
+    def controls(path: str) -> Iterator[V4l2Controls]:
+        assert path == "/dev/video2"
+        yield V4l2Controls(-1, driver)
+
+    source = V4l2Source("/dev/video2", SETTINGS, modes=MODES, controls=controls)
+    offered = source.controls()
+    assert set(offered) == {"brightness", "hflip", "exposure_mode", "exposure_time"}
+    assert offered["brightness"].max == 255 and offered["brightness"].value == 128
+    assert offered["exposure_time"].min == 300 and offered["exposure_time"].unit == "us"
+    assert offered["exposure_mode"].options == ("manual", "shutter_priority", "aperture_priority")
+    applied = source.set_controls(
+        {"brightness": 200, "exposure_mode": "manual", "exposure_time": 10_000}
+    )
+    assert applied["exposure_mode"] == "manual"
+    assert driver.set == [(0x00980900, 200), (0x009A0901, 1), (0x009A0902, 100)]
+    with pytest.raises(ValueError, match="'saturation': not on this camera"):
+        source.set_controls({"saturation": 10})
