@@ -326,6 +326,12 @@ class TestPatternSource(ThreadedSource):
                 self._pattern = None
             logger.info("testsrc: stopped")
 
+    def _next_picture(self, frames: Iterator[VideoFrame]) -> VideoFrame | None:
+        frame = next(frames, None)
+        if frame is None:
+            self._fail("the test pattern ended")
+        return frame
+
     def _produce(self, frames: Iterator[VideoFrame], stop: threading.Event) -> None:
         overlay = ClockOverlay(self._settings.width, self._settings.height)
         encoder: VideoCodecContext | None = None
@@ -349,9 +355,7 @@ class TestPatternSource(ThreadedSource):
                 if reopened is None:
                     return
                 frames = reopened
-            frame = next(frames, None)
-            if frame is None:
-                self._fail("the test pattern ended")
+            if (frame := self._next_picture(frames)) is None:
                 return
             overlay.draw(frame, clock_lines(index, time.time()))
             force_idr, new_bitrate = self._take_requests()
