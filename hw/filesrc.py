@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -20,17 +21,10 @@ import av
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from hw.annexb import (
-    NAL_AUD,
-    NAL_IDR,
-    NAL_PPS,
-    NAL_SPS,
-    join_nal_units,
-    nal_type,
-    split_nal_units,
-)
+from hw.annexb import ParameterSetCache
+from hw.bounded import run_bounded
 from hw.frame import EncodedFrame
-from hw.source import FrameSink, StreamSettings
+from hw.source import StreamSettings
 from hw.threaded import ThreadedSource
 
 logger = logging.getLogger(__name__)
@@ -41,11 +35,33 @@ _PROBE_PACKETS = 1000
 # Behind by more than this (a stalled machine), pacing restarts from now instead of bursting.
 _MAX_LAG_S = 1.0
 _RAW_EXTENSIONS = (".h264", ".264", ".avc", ".26l")
+# Probing reads at most _PROBE_PACKETS packets of a regular file: far under this on any
+# machine, so a probe that takes longer is stuck (a network mount, say) and is given up.
+PROBE_TIMEOUT_S = 10.0
+
+
+def check_regular_file(path: str) -> None:
+    """ValueError naming ``path`` unless it is a readable regular file.
+
+    Decided by ``stat`` alone: a FIFO, socket or device is refused without being opened (a
+    FIFO's open blocks until a writer appears, a device's open may start hardware).
+    """
+    if not path:
+        raise ValueError("video file path is empty")
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ValueError(f"video file {path!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise ValueError(f"video file {path!r}: {kind} (FIFOs and devices are refused)")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"video file {path!r}: not readable by this user")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _AccessUnit:
-    data: bytes
+    nal_units: tuple[bytes, ...]
     keyframe: bool
     ts_90k: int  # presentation time, from the first delivered unit of the pass
     pace_90k: int  # decode time: when to send it, on the same origin
@@ -56,42 +72,13 @@ def _to_90k(value: int, time_base: Fraction) -> int:
     return round(value * time_base * _CLOCK)
 
 
-class _ParameterSets:
-    """The latest SPS and PPS seen, to put in front of an IDR that arrives without them."""
+@dataclasses.dataclass(slots=True)
+class _Pacing:
+    """Real-time pacing across passes: the wall origin, the pass offset, its length so far."""
 
-    def __init__(self, extradata: bytes | None) -> None:
-        self.sps: bytes | None = None
-        self.pps: bytes | None = None
-        # Annex-B extradata (TS, raw) holds them directly; avcC extradata is the BSF's business.
-        if extradata and (
-            extradata.startswith(b"\x00\x00\x01") or extradata.startswith(b"\x00\x00\x00\x01")
-        ):
-            self.observe(split_nal_units(extradata))
-
-    def observe(self, units: list[bytes]) -> None:
-        for unit in units:
-            if nal_type(unit) == NAL_SPS:
-                self.sps = unit
-            elif nal_type(unit) == NAL_PPS:
-                self.pps = unit
-
-    def complete(self, data: bytes) -> tuple[bytes, bool]:
-        """The access unit with SPS/PPS inserted if it is an IDR lacking them; and is-IDR."""
-        units = split_nal_units(data)
-        types = [nal_type(unit) for unit in units]
-        self.observe(units)
-        if NAL_IDR not in types:
-            return data, False
-        missing = [
-            ps
-            for ps, kind in ((self.sps, NAL_SPS), (self.pps, NAL_PPS))
-            if ps is not None and kind not in types
-        ]
-        if not missing:
-            return data, True
-        # After an access unit delimiter, which must stay first.
-        at = 1 if types and types[0] == NAL_AUD else 0
-        return join_nal_units(units[:at] + missing + units[at:]), True
+    start: float  # time.monotonic() of 90 kHz time 0
+    offset: int = 0  # 90 kHz time at which the current pass starts
+    end: int = 0  # 90 kHz length of the current pass so far
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,12 +104,15 @@ class FileSource(ThreadedSource):
 
     thread_name = "edgecam-filesrc"
 
-    def __init__(self, path: str, settings: StreamSettings) -> None:
+    def __init__(
+        self, path: str, settings: StreamSettings, *, probe_timeout: float = PROBE_TIMEOUT_S
+    ) -> None:
         self._path = path
         self._default_rate = Fraction(settings.framerate).limit_denominator(1001)
         if self._default_rate <= 0:
             raise ValueError(f"video file {path!r}: framerate must be positive")
-        info = self._probe()
+        check_regular_file(path)
+        info = run_bounded(self._probe, probe_timeout, f"video file {path!r}: probing")
         if (info.width, info.height) != (settings.width, settings.height):
             logger.info(
                 "file source %r is %dx%d, not the configured %dx%d: using the file's size",
@@ -170,13 +160,8 @@ class FileSource(ThreadedSource):
     def _open(self) -> tuple[InputContainer, VideoStream]:
         """Open the file and find its H.264 track; ValueError naming the path if impossible."""
         path = self._path
-        if not path:
-            raise ValueError("video file path is empty")
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise ValueError(f"video file {path!r}: {exc.strerror or exc}") from None
+        # Again on every loop: the path may have been replaced by a FIFO since the probe.
+        check_regular_file(path)
         # Raw H.264 has no container clock: without VUI timing in its SPS, FFmpeg would
         # assume 25 fps, so tell it the configured rate instead.
         raw = os.path.splitext(path)[1].lower() in _RAW_EXTENSIONS
@@ -227,7 +212,7 @@ class FileSource(ThreadedSource):
         rate = stream.guessed_rate or stream.average_rate or self._default_rate
         default_duration = round(_CLOCK / Fraction(rate))
         bsf = av.BitStreamFilterContext("h264_mp4toannexb", in_stream=stream)
-        params = _ParameterSets(stream.codec_context.extradata)
+        params = ParameterSetCache(stream.codec_context.extradata)
         origin: int | None = None
         synthetic = 0  # running decode time for packets that carry none
         skipped = 0
@@ -238,7 +223,7 @@ class FileSource(ThreadedSource):
                 raw = bytes(packet)
                 if not raw:
                     continue
-                data, idr = params.complete(raw)
+                units, idr = params.complete(raw)
                 duration = _to_90k(packet.duration, tb) if packet.duration else default_duration
                 dts = packet.dts if packet.dts is not None else packet.pts
                 pts = packet.pts if packet.pts is not None else packet.dts
@@ -256,7 +241,7 @@ class FileSource(ThreadedSource):
                             )
                         continue
                     origin = pace
-                yield _AccessUnit(data, idr, ts - origin, pace - origin, duration)
+                yield _AccessUnit(units, idr, ts - origin, pace - origin, duration)
 
         for packet in container.demux(stream):
             if packet.size == 0:  # the demuxer's end-of-stream marker
@@ -266,53 +251,53 @@ class FileSource(ThreadedSource):
 
     # --- the thread -----------------------------------------------------------------------
 
-    def _run(self, sink: FrameSink, stop: threading.Event) -> None:
+    def _run(self, stop: threading.Event) -> None:
         try:
-            self._play(sink, stop)
-        except Exception:
-            logger.exception("file source %r: stopped by an unexpected error", self._path)
+            self._play(stop)
         finally:
             logger.info("file source %r: stopped", self._path)
 
-    def _play(self, sink: FrameSink, stop: threading.Event) -> None:
-        offset = 0  # 90 kHz time at which the current pass starts
-        start = time.monotonic()
-        sink_failing = False
+    def _play(self, stop: threading.Event) -> None:
+        pacing = _Pacing(start=time.monotonic())
         while not stop.is_set():
             try:
                 container, stream = self._open()
-            except ValueError:
-                logger.exception("file source: cannot reopen the file for the next loop")
+            except ValueError as exc:
+                self._fail(f"cannot reopen the file for the next loop: {exc}")
                 return
-            end = 0
+            pacing.end = 0
             try:
-                for unit in self._units(container, stream):
-                    delay = start + (offset + unit.pace_90k) / _CLOCK - time.monotonic()
-                    if delay > 0:
-                        if stop.wait(delay):
-                            return
-                    elif -delay > _MAX_LAG_S:
-                        logger.warning("file source: %.1f s late, resuming from now", -delay)
-                        start -= delay
-                    if stop.is_set():
-                        return
-                    # The next pass starts after everything this one presented, so pts_90k
-                    # keeps growing from loop to loop.
-                    end = max(end, max(unit.ts_90k, unit.pace_90k) + unit.duration_90k)
-                    frame = EncodedFrame(unit.data, offset + unit.ts_90k, unit.keyframe)
-                    try:
-                        sink(frame)
-                    except Exception:
-                        if not sink_failing:
-                            logger.exception("file source: the frame sink failed")
-                        sink_failing = True
-                    else:
-                        sink_failing = False
+                if not self._play_pass(container, stream, pacing, stop):
+                    return
             except av.FFmpegError:
                 logger.exception("file source %r: read error, restarting the loop", self._path)
             finally:
                 container.close()
-            if end <= 0:
-                logger.error("file source %r: a pass yielded no frames", self._path)
+            if pacing.end <= 0:
+                self._fail(f"file {self._path!r}: a pass yielded no frames")
                 return
-            offset += end
+            pacing.offset += pacing.end
+
+    def _play_pass(
+        self,
+        container: InputContainer,
+        stream: VideoStream,
+        pacing: _Pacing,
+        stop: threading.Event,
+    ) -> bool:
+        """One pass in real time, extending ``pacing.end``; False when told to stop."""
+        for unit in self._units(container, stream):
+            delay = pacing.start + (pacing.offset + unit.pace_90k) / _CLOCK - time.monotonic()
+            if delay > 0:
+                if stop.wait(delay):
+                    return False
+            elif -delay > _MAX_LAG_S:
+                logger.warning("file source: %.1f s late, resuming from now", -delay)
+                pacing.start -= delay
+            # The next pass starts after everything this one presented, so pts_90k keeps
+            # growing from loop to loop.
+            pacing.end = max(pacing.end, max(unit.ts_90k, unit.pace_90k) + unit.duration_90k)
+            frame = EncodedFrame(unit.nal_units, pacing.offset + unit.ts_90k, unit.keyframe)
+            if stop.is_set() or not self._emit(frame):
+                return False
+        return True

@@ -10,17 +10,25 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from fractions import Fraction
 
 import av
+from av.container import InputContainer
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 
-from hw.annexb import contains_idr
+from hw.controls import (
+    ControlInfo,
+    ControlType,
+    ControlValue,
+    check_controls,
+    with_values,
+)
 from hw.frame import EncodedFrame
-from hw.source import FrameSink, StreamSettings
+from hw.source import StreamSettings
 from hw.threaded import ThreadedSource
+from hw.x264 import open_h264_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +74,15 @@ _BLACK = 16
 _NEUTRAL_CHROMA = 128
 
 Glyph = tuple[tuple[bool, ...], ...]
+
+# The controls a test pattern can honour, with ranges like libcamera's where they overlap.
+TESTSRC_CONTROLS: dict[str, ControlInfo] = {
+    "brightness": ControlInfo(ControlType.FLOAT, -1.0, 1.0, 0.0, 0.0),
+    "contrast": ControlInfo(ControlType.FLOAT, 0.0, 4.0, 1.0, 1.0),
+    "saturation": ControlInfo(ControlType.FLOAT, 0.0, 4.0, 1.0, 1.0),
+    "hflip": ControlInfo(ControlType.BOOL, None, None, False, False),
+    "vflip": ControlInfo(ControlType.BOOL, None, None, False, False),
+}
 
 
 def _paint(width: int, rects: list[tuple[int, int, int, int]]) -> Glyph:
@@ -208,6 +225,28 @@ class TestPatternSource(ThreadedSource):
         self._keyint = max(1, round(2 * settings.framerate))
         self._keyframe_pending = False
         self._pending_bitrate: int | None = None
+        self._control_values: dict[str, ControlValue] = {
+            name: info.default for name, info in TESTSRC_CONTROLS.items()
+        }
+        self._controls_changed = False
+        self._pattern: InputContainer | None = None
+
+    def controls(self) -> dict[str, ControlInfo]:
+        with self._lock:
+            return with_values(TESTSRC_CONTROLS, self._control_values)
+
+    def set_controls(self, values: Mapping[str, object]) -> dict[str, ControlValue]:
+        """brightness, contrast, saturation, hflip, vflip: applied live from the next frame."""
+        checked = check_controls(values, TESTSRC_CONTROLS)
+        with self._lock:
+            self._control_values.update(checked)
+            self._controls_changed = self._controls_changed or bool(checked)
+        return checked
+
+    def _take_controls_changed(self) -> bool:
+        with self._lock:
+            changed, self._controls_changed = self._controls_changed, False
+            return changed
 
     @property
     def settings(self) -> StreamSettings:
@@ -232,73 +271,72 @@ class TestPatternSource(ThreadedSource):
             return keyframe, bitrate
 
     def _open_encoder(self, bitrate: int) -> VideoCodecContext:
-        ctx = av.CodecContext.create("libx264", "w")
-        ctx.width = self._settings.width
-        ctx.height = self._settings.height
-        ctx.pix_fmt = "yuv420p"
-        ctx.time_base = 1 / self._rate
-        ctx.framerate = self._rate
-        ctx.bit_rate = bitrate
-        ctx.gop_size = self._keyint
-        ctx.max_b_frames = 0
-        k = self._keyint
-        ctx.options = {
-            # libx264's "baseline" sets constraint_set1: constrained baseline, as WebRTC wants.
-            "profile": "baseline",
-            "preset": "ultrafast",
-            "tune": "zerolatency",
-            # frame.pict_type = I then means IDR, not a recovery-point I-frame.
-            "forced-idr": "1",
-            # libx264 applies bit_rate changes on a running encoder only under VBV, and
-            # never above the VBV maxrate: hence the ceiling and the reopen beyond it.
-            "maxrate": str(bitrate),
-            "bufsize": str(bitrate),
-            "x264-params": (
-                f"keyint={k}:min-keyint={k}:scenecut=0:open-gop=0:bframes=0"
-                ":repeat-headers=1:annexb=1"
-            ),
-        }
-        ctx.open()
-        logger.info(
-            "testsrc: libx264 %dx%d@%s %d bps, IDR every %d frames",
-            ctx.width,
-            ctx.height,
-            self._rate,
-            bitrate,
-            k,
-        )
-        return ctx
+        s = self._settings
+        return open_h264_encoder(s.width, s.height, self._rate, bitrate, self._keyint)
 
     def _pts_90k(self, index: int) -> int:
         return index * 90000 * self._rate.denominator // self._rate.numerator
 
-    def _run(self, sink: FrameSink, stop: threading.Event) -> None:
+    def _graph(self) -> str:
         s = self._settings
+        with self._lock:
+            values = dict(self._control_values)
         graph = (
             f"testsrc2=size={s.width}x{s.height}"
-            f":rate={self._rate.numerator}/{self._rate.denominator},format=yuv420p"
+            f":rate={self._rate.numerator}/{self._rate.denominator}"
         )
+        brightness, contrast = float(values["brightness"]), float(values["contrast"])
+        saturation = float(values["saturation"])
+        if (brightness, contrast, saturation) != (0.0, 1.0, 1.0):
+            # The picture controls as a lookup on the Y'CbCr planes (FFmpeg's eq filter is
+            # not in PyAV's wheels): contrast around mid-grey, brightness as an offset.
+            offset = brightness * 110
+            graph += (
+                f",lutyuv=y='clip((val-128)*{contrast:g}+128+{offset:g},16,235)'"
+                f":u='clip((val-128)*{saturation:g}+128,16,240)'"
+                f":v='clip((val-128)*{saturation:g}+128,16,240)'"
+            )
+        if values["hflip"]:
+            graph += ",hflip"
+        if values["vflip"]:
+            graph += ",vflip"
+        return graph + ",format=yuv420p"
+
+    def _open_pattern(self) -> Iterator[VideoFrame] | None:
+        graph = self._graph()
         try:
             pattern = av.open(graph, format="lavfi")
-        except av.FFmpegError:
-            logger.exception("testsrc: cannot open the lavfi test pattern %r", graph)
+        except av.FFmpegError as exc:
+            self._fail(f"cannot open the lavfi test pattern {graph!r}: {exc}")
+            return None
+        if self._pattern is not None:
+            self._pattern.close()
+        self._pattern = pattern
+        return pattern.decode(video=0)
+
+    def _run(self, stop: threading.Event) -> None:
+        frames = self._open_pattern()
+        if frames is None:
             return
         try:
-            self._produce(pattern.decode(video=0), sink, stop)
-        except Exception:
-            logger.exception("testsrc: stopped by an unexpected error")
+            self._produce(frames, stop)
         finally:
-            pattern.close()
+            if self._pattern is not None:
+                self._pattern.close()
+                self._pattern = None
             logger.info("testsrc: stopped")
 
-    def _produce(
-        self, frames: Iterator[VideoFrame], sink: FrameSink, stop: threading.Event
-    ) -> None:
+    def _next_picture(self, frames: Iterator[VideoFrame]) -> VideoFrame | None:
+        frame = next(frames, None)
+        if frame is None:
+            self._fail("the test pattern ended")
+        return frame
+
+    def _produce(self, frames: Iterator[VideoFrame], stop: threading.Event) -> None:
         overlay = ClockOverlay(self._settings.width, self._settings.height)
         encoder: VideoCodecContext | None = None
         ceiling = 0
         failures = 0
-        sink_failing = False
         period = 1 / self._rate
         start = time.monotonic()
         index = 0
@@ -312,9 +350,12 @@ class TestPatternSource(ThreadedSource):
                 skipped = int(-delay * self._rate)
                 logger.warning("testsrc: %d frames late, dropping them", skipped)
                 index += skipped
-            frame = next(frames, None)
-            if frame is None:
-                logger.error("testsrc: the test pattern ended")
+            if self._take_controls_changed():
+                reopened = self._open_pattern()  # controls apply from the next frame
+                if reopened is None:
+                    return
+                frames = reopened
+            if (frame := self._next_picture(frames)) is None:
                 return
             overlay.draw(frame, clock_lines(index, time.time()))
             force_idr, new_bitrate = self._take_requests()
@@ -322,8 +363,8 @@ class TestPatternSource(ThreadedSource):
                 bitrate = new_bitrate or self.settings.bitrate
                 try:
                     encoder = self._open_encoder(bitrate)
-                except av.FFmpegError:
-                    logger.exception("testsrc: cannot open libx264")
+                except av.FFmpegError as exc:
+                    self._fail(f"cannot open libx264: {exc}")
                     return
                 ceiling = bitrate
             elif new_bitrate is not None:
@@ -339,23 +380,15 @@ class TestPatternSource(ThreadedSource):
                 failures += 1
                 logger.exception("testsrc: encoding failed (%d in a row)", failures)
                 if failures >= _MAX_ENCODE_FAILURES:
-                    logger.error("testsrc: giving up after %d encoder failures", failures)
+                    self._fail(f"giving up after {failures} encoder failures")
                     return
                 encoder = None
                 index += 1
                 continue
             failures = 0
             for packet in packets:
-                data = bytes(packet)
                 pts = packet.pts if packet.pts is not None else index
-                out = EncodedFrame(data, self._pts_90k(pts), contains_idr(data))
-                try:
-                    sink(out)
-                except Exception:
-                    # Once per run of failures: a broken consumer must not flood the log.
-                    if not sink_failing:
-                        logger.exception("testsrc: the frame sink failed")
-                    sink_failing = True
-                else:
-                    sink_failing = False
+                out = EncodedFrame.from_annexb(bytes(packet), self._pts_90k(pts))
+                if not self._emit(out):
+                    return
             index += 1

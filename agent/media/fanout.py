@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent.rtc.h264 import NalType, Sps, packetize_access_unit, split_annexb
+from agent.rtc.h264 import NalType, Sps, packetize
 from hw.frame import EncodedFrame
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,8 @@ class VideoSink(Protocol):
 
 @dataclass(slots=True)
 class _CachedFrame:
-    data: bytes
+    frame: EncodedFrame
     payloads: list[bytes]
-    pts_90k: int
 
 
 @dataclass(slots=True)
@@ -89,8 +88,8 @@ class FanOut:
             self._waiting.append(sink)
             self.request_keyframe(now)
             return
-        for frame in self._gop:
-            if not self._deliver(sink, frame.payloads, frame.pts_90k, now):
+        for cached in self._gop:
+            if not self._deliver(sink, cached.payloads, cached.frame.pts_90k, now):
                 return
         self._active.append(sink)
         if len(self._gop) > STALE_GOP_FRAMES:
@@ -113,8 +112,11 @@ class FanOut:
         self._gop_bytes = 0
 
     def cached_access_units(self) -> list[bytes]:
-        """The cached GOP as Annex-B access units, IDR first (empty before a keyframe)."""
-        return [frame.data for frame in self._gop]
+        """The cached GOP as Annex-B access units, IDR first (empty before a keyframe).
+
+        Joined here, on demand: only the snapshot decoder wants Annex-B bytes.
+        """
+        return [cached.frame.annexb() for cached in self._gop]
 
     def request_keyframe(self, now: float) -> None:
         """Ask the camera for an IDR, at most once per ``min_keyframe_interval``.
@@ -137,11 +139,15 @@ class FanOut:
             logger.exception("fanout: the camera refused a keyframe request")
 
     def push(self, frame: EncodedFrame, now: float) -> None:
-        """One access unit from the camera: packetize it once and send it to every sink."""
+        """One access unit from the camera: packetize its NAL units once, send to every sink.
+
+        The frame arrives split (hw splits Annex-B once); its ``keyframe`` flag is trusted,
+        so what the source calls a keyframe is one here too.
+        """
         stats = self.stats
         stats.frames_in += 1
         try:
-            payloads = packetize_access_unit(frame.data, self._max_payload)
+            payloads = packetize(frame.nal_units, self._max_payload)
         except ValueError as exc:
             logger.warning("fanout: dropped an access unit the packetizer refused: %s", exc)
             return
@@ -149,7 +155,7 @@ class FanOut:
             return
         if frame.keyframe:
             stats.keyframes_in += 1
-            self._note_sps(frame.data)
+            self._note_sps(frame.nal_units)
             self._request_pending = False
             self._gop = []
             self._gop_bytes = 0
@@ -166,25 +172,26 @@ class FanOut:
         for sink in list(self._active):
             self._deliver(sink, payloads, frame.pts_90k, now)
 
-    def _note_sps(self, annexb: bytes) -> None:
-        try:
-            for nal in split_annexb(annexb):
-                if nal and nal[0] & 0x1F == NalType.SPS:
+    def _note_sps(self, nal_units: Sequence[bytes]) -> None:
+        for nal in nal_units:
+            if nal and nal[0] & 0x1F == NalType.SPS:
+                try:
                     self.sps = Sps.parse(nal)
-                    self.stream_ready.set()
+                except ValueError as exc:
+                    logger.warning("fanout: keyframe with an unreadable SPS: %s", exc)
                     return
-        except ValueError as exc:
-            logger.warning("fanout: keyframe with an unreadable SPS: %s", exc)
+                self.stream_ready.set()
+                return
 
     def _cache(self, frame: EncodedFrame, payloads: list[bytes]) -> None:
         if not frame.keyframe and not self._gop:
             return  # no GOP start to build on
-        size = len(frame.data)
+        size = frame.size
         if self._gop_bytes + size > GOP_CACHE_LIMIT_BYTES:
             self._gop = []
             self._gop_bytes = 0
             return
-        self._gop.append(_CachedFrame(frame.data, payloads, frame.pts_90k))
+        self._gop.append(_CachedFrame(frame, payloads))
         self._gop_bytes += size
 
     def _deliver(self, sink: VideoSink, payloads: list[bytes], pts_90k: int, now: float) -> bool:

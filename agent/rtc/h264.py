@@ -1,9 +1,10 @@
-"""H.264 bitstream handling for WebRTC: Annex-B splitting, SPS parsing, RFC 6184 payloads.
+"""H.264 bitstream handling for WebRTC: SPS parsing, RFC 6184 payloads.
 
-The camera hands over one Annex-B access unit per frame. ``packetize_access_unit`` turns it
-into RTP payloads once, for every viewer (packetization-mode 1: single NAL unit, STAP-A and
-FU-A packets). ``Sps`` reads what the SDP must advertise (``profile-level-id``) and the real
-picture size. ``Depacketizer`` is the inverse, for tests and diagnostics.
+The camera hands over each access unit already split into NAL units (the capture side splits
+Annex-B once; nothing here scans it again). ``packetize`` turns them into RTP payloads once,
+for every viewer (packetization-mode 1: single NAL unit, STAP-A and FU-A packets). ``Sps``
+reads what the SDP must advertise (``profile-level-id``) and the real picture size.
+``Depacketizer`` is the inverse (payloads -> NAL units), for tests and diagnostics.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 logger = logging.getLogger(__name__)
-
-START_CODE = b"\x00\x00\x00\x01"
 
 # RTP payloads can never exceed this, and STAP-A length fields are 16 bits.
 _MAX_PAYLOAD_LIMIT = 0xFFFF
@@ -41,66 +40,6 @@ class NalType(IntEnum):
 def _is_plain_nal_type(nal_type: int) -> bool:
     """Types a NAL unit may have inside RTP; 0 and 24-31 are reserved for packet headers."""
     return 1 <= nal_type <= 23
-
-
-# --------------------------------------------------------------------------------------------
-# Annex-B
-
-
-def _nal_spans(raw: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each NAL unit in an Annex-B byte stream, start codes excluded.
-
-    Raises ValueError when non-zero bytes come before the first start code: that is not an
-    Annex-B stream (an AVCC length prefix, say), and guessing would forward garbage.
-    """
-    first = raw.find(b"\x00\x00\x01")
-    if first < 0:
-        if raw.count(0) == len(raw):
-            return []
-        raise ValueError("no Annex-B start code in data")
-    if raw.count(0, 0, first) != first:
-        raise ValueError("data before the first Annex-B start code")
-    spans: list[tuple[int, int]] = []
-    start = first + 3
-    size = len(raw)
-    while start < size:
-        nxt = raw.find(b"\x00\x00\x01", start)
-        end = size if nxt < 0 else nxt
-        # Zero bytes before a start code are the 4-byte start code's first byte or
-        # trailing_zero_8bits; a NAL unit itself never ends in 0x00 (its last byte holds the
-        # rbsp stop bit, and emulation prevention guarantees no 00 00 00 inside it).
-        # Usually one byte; long zero runs (padding, hostile input) go to rstrip's C loop.
-        for _ in range(4):
-            if end == start or raw[end - 1] != 0:
-                break
-            end -= 1
-        else:
-            end = start + len(raw[start:end].rstrip(b"\x00"))
-        if end > start:
-            spans.append((start, end))
-        if nxt < 0:
-            break
-        start = nxt + 3
-    return spans
-
-
-def split_annexb(data: bytes) -> list[bytes]:
-    """Split an Annex-B byte stream into NAL units (without start codes).
-
-    Accepts 3- and 4-byte start codes and trailing zero bytes; empty NAL units between two
-    start codes are skipped. Empty or all-zero input gives ``[]``. Raises ValueError when the
-    data holds bytes before the first start code or no start code at all: such data is not
-    Annex-B, and treating it as one NAL unit would hide an encoder or framing bug.
-    """
-    return [data[a:b] for a, b in _nal_spans(data)]
-
-
-def join_annexb(nals: Sequence[bytes]) -> bytes:
-    """The inverse of split_annexb: each NAL unit behind a 4-byte start code."""
-    parts: list[bytes] = []
-    for nal in nals:
-        parts += (START_CODE, nal)
-    return b"".join(parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,19 +284,12 @@ def packetize(nals: Sequence[bytes], max_payload: int = 1200) -> list[bytes]:
     return _packetize_views([memoryview(nal) for nal in nals], max_payload)
 
 
-def packetize_access_unit(annexb: bytes, max_payload: int = 1200) -> list[bytes]:
-    """``packetize(split_annexb(annexb), max_payload)`` without copying each NAL unit first."""
-    _check_max_payload(max_payload)
-    view = memoryview(annexb)
-    return _packetize_views([view[a:b] for a, b in _nal_spans(annexb)], max_payload)
-
-
 # --------------------------------------------------------------------------------------------
 # Depacketizer
 
 
 class Depacketizer:
-    """Reassemble RTP payloads (RFC 6184, packetization-mode 1) into Annex-B access units.
+    """Reassemble RTP payloads (RFC 6184, packetization-mode 1) into access units' NAL units.
 
     Payloads must arrive in order (there is no jitter buffer). An access unit that lost a
     packet is dropped whole rather than handed on damaged: a missing FU-A start or end, a
@@ -377,8 +309,8 @@ class Depacketizer:
 
     def feed(
         self, payload: bytes, marker: bool, timestamp: int, seq: int | None = None
-    ) -> bytes | None:
-        """Take one RTP payload; return the Annex-B access unit the marker bit completes.
+    ) -> tuple[bytes, ...] | None:
+        """Take one RTP payload; return the NAL units of the access unit the marker completes.
 
         Returns None while the access unit is incomplete, and also at the marker of an access
         unit that was dropped. Raises ValueError for a malformed payload (reserved or
@@ -408,7 +340,7 @@ class Depacketizer:
             return None
         nals = self._nals
         self._reset()
-        return join_annexb(nals)
+        return tuple(nals)
 
     def _reset(self) -> None:
         self._timestamp = None
@@ -426,7 +358,7 @@ class Depacketizer:
     def _add(self, nal: bytes) -> None:
         if self._broken:
             return
-        self._size += len(nal) + len(START_CODE)
+        self._size += len(nal)
         if self._size > self.max_access_unit:
             raise ValueError(f"access unit larger than {self.max_access_unit} bytes")
         self._nals.append(nal)

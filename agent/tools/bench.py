@@ -47,7 +47,9 @@ def encode_test_pattern(
         picture.pict_type = av.video.frame.PictureType.NONE
         for packet in encoder.encode(picture):
             frames.append(
-                EncodedFrame(bytes(packet), (packet.pts or 0) * 90000 // fps, packet.is_keyframe)
+                EncodedFrame.from_annexb(
+                    bytes(packet), (packet.pts or 0) * 90000 // fps, packet.is_keyframe
+                )
             )
     source.close()
     return frames
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"encoding {args.seconds:g} s of {args.size}@{args.framerate} at {args.bitrate} bit/s")
     frames = encode_test_pattern(width, height, args.framerate, args.seconds, args.bitrate)
     video_seconds = len(frames) / args.framerate
-    size = sum(len(f.data) for f in frames)
+    size = sum(f.size for f in frames)
     print(f"{len(frames)} frames, {size * 8 / video_seconds / 1e6:.2f} Mbit/s")
     profile = SrtpProfile[args.profile]
     base = run_fanout(frames, 0, profile)

@@ -6,10 +6,14 @@ an IDR every 6 frames, so one pass lasts 0.2 s.
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import logging
+import os
 import queue
 import threading
+import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,8 +21,9 @@ import av
 import pytest
 from av.video.frame import PictureType, VideoFrame
 
+from hw import threaded
 from hw.annexb import NAL_IDR, NAL_PPS, NAL_SPS, join_nal_units, nal_type, split_nal_units
-from hw.filesrc import FileSource
+from hw.filesrc import FileSource, check_regular_file
 from hw.frame import EncodedFrame
 from hw.source import StreamSettings
 
@@ -96,14 +101,14 @@ def play(path: Path, count: int) -> tuple[list[EncodedFrame], FileSource, thread
 
 
 def types_of(frame: EncodedFrame) -> list[int]:
-    return [nal_type(unit) for unit in split_nal_units(frame.data)]
+    return [nal_type(unit) for unit in frame.nal_units]
 
 
 def decode(frames: list[EncodedFrame]) -> list[VideoFrame]:
     decoder = av.CodecContext.create("h264", "r")
     out: list[VideoFrame] = []
     for frame in frames:
-        out.extend(decoder.decode(av.Packet(frame.data)))
+        out.extend(decoder.decode(av.Packet(frame.annexb())))
     out.extend(decoder.decode(None))
     return out
 
@@ -118,7 +123,7 @@ def test_loops_annexb_frames_with_parameter_sets_on_every_idr(tmp_path: Path, ex
     assert not thread.is_alive()
     assert (source.settings.width, source.settings.height) == (320, 240)
     assert source.settings.framerate == RATE
-    assert all(frame.data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")) for frame in frames)
+    assert all(frame.nal_units and all(frame.nal_units) for frame in frames)
     assert [i for i, f in enumerate(frames) if f.keyframe] == list(range(0, count, KEYINT))
     for frame in frames:
         types = types_of(frame)
@@ -127,7 +132,9 @@ def test_loops_annexb_frames_with_parameter_sets_on_every_idr(tmp_path: Path, ex
             assert NAL_SPS in types and NAL_PPS in types, types
             assert types.index(NAL_SPS) < types.index(NAL_IDR)
     # The second pass replays the same bytes, later in time.
-    assert [f.data for f in frames[FRAMES : 2 * FRAMES]] == [f.data for f in frames[:FRAMES]]
+    assert [f.nal_units for f in frames[FRAMES : 2 * FRAMES]] == [
+        f.nal_units for f in frames[:FRAMES]
+    ]
     pts = [frame.pts_90k for frame in frames]
     assert all(a < b for a, b in itertools.pairwise(pts))
     # Matroska keeps milliseconds, so allow its rounding.
@@ -158,7 +165,7 @@ def test_a_file_starting_mid_gop_plays_from_its_first_idr(tmp_path: Path) -> Non
     units = raw_access_units()
     frames, _, _ = play(make_raw(tmp_path / "cut.h264", units[2:]), 5)
     assert frames[0].keyframe
-    assert frames[0].data == units[KEYINT]
+    assert frames[0].nal_units == split_nal_units(units[KEYINT])
 
 
 def test_request_keyframe_and_set_bitrate_are_no_ops(tmp_path: Path, caplog) -> None:
@@ -215,3 +222,130 @@ def test_non_h264_video_is_a_value_error_naming_the_codec(tmp_path: Path) -> Non
     path = make_muxed(tmp_path / "mpeg4.mkv", codec="mpeg4")
     with pytest.raises(ValueError, match=r"mpeg4\.mkv.*no H\.264.*mpeg4"):
         FileSource(str(path), SETTINGS)
+
+
+# --- hostile paths (issue 12, break 7) and stop --------------------------------------------
+
+
+def without_hanging(work: Callable[[], object]) -> object:
+    """Run ``work`` so that a hang fails the test instead of freezing the suite."""
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        return pool.submit(work).result(timeout=GET_TIMEOUT)
+    finally:
+        pool.shutdown(wait=False)  # a hung worker must not hang the test too
+
+
+def test_a_fifo_is_refused_by_name_without_being_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "camera.fifo"
+    os.mkfifo(fifo)
+    # Opening a FIFO for reading blocks until a writer comes: refusing it must not open it.
+    with pytest.raises(ValueError, match=r"camera\.fifo.*not a regular file"):
+        without_hanging(lambda: FileSource(str(fifo), SETTINGS))
+    with pytest.raises(ValueError, match="not a regular file"):
+        check_regular_file("/dev/null")
+
+
+def test_a_stuck_probe_is_given_up_within_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+
+    def stuck_probe(self: FileSource) -> None:
+        release.wait(GET_TIMEOUT)
+
+    monkeypatch.setattr(FileSource, "_probe", stuck_probe)
+    path = make_media(tmp_path, "h264")
+    try:
+        with pytest.raises(ValueError, match=r"clip\.h264.*gave up after 0\.05 s"):
+            without_hanging(lambda: FileSource(str(path), SETTINGS, probe_timeout=0.05))
+    finally:
+        release.set()
+
+
+def test_a_file_replaced_by_a_fifo_is_reported_by_the_running_source(tmp_path: Path) -> None:
+    path = make_media(tmp_path, "h264")
+    source = FileSource(str(path), SETTINGS)
+    path.unlink()
+    os.mkfifo(path)
+    errors: queue.Queue[str] = queue.Queue()
+    frames: list[EncodedFrame] = []
+    source.start(frames.append, errors.put)  # returns at once: the open is on its thread
+    reason = errors.get(timeout=GET_TIMEOUT)
+    assert "clip.h264" in reason and "not a regular file" in reason
+    health = source.health()
+    assert health.error == reason and not health.running
+    assert not health.stalled(time.monotonic() + 100, 1.0)  # failed, not stalled
+    assert frames == []
+    source.stop()
+
+
+class StopWatchingSink:
+    """Fails the test if it is called after the test says stop() has returned."""
+
+    def __init__(self, source: FileSource | None = None, stop_after: int | None = None) -> None:
+        self.frames: list[EncodedFrame] = []
+        self.stopped = False
+        self.late: list[EncodedFrame] = []
+        self.got_some = threading.Event()
+        self._source = source
+        self._stop_after = stop_after
+
+    def __call__(self, frame: EncodedFrame) -> None:
+        if self.stopped:
+            self.late.append(frame)
+        self.frames.append(frame)
+        if len(self.frames) >= 3:
+            self.got_some.set()
+        if self._source is not None and len(self.frames) == self._stop_after:
+            self._source.stop()  # from the source's own thread, inside the sink
+
+
+def test_no_frame_reaches_the_sink_after_stop_returns(tmp_path: Path) -> None:
+    source = FileSource(str(make_media(tmp_path, "h264")), SETTINGS)
+    sink = StopWatchingSink()
+    source.start(sink)
+    assert sink.got_some.wait(GET_TIMEOUT)
+    thread = source._thread
+    source.stop()
+    sink.stopped = True
+    count = len(sink.frames)
+    assert thread is not None and not thread.is_alive()  # nothing left that could deliver
+    source.stop()  # idempotent
+    assert sink.late == [] and len(sink.frames) == count
+    assert not source.health().running and source.health().error is None
+
+
+def test_stop_from_inside_the_sink_ends_the_stream_there(tmp_path: Path) -> None:
+    source = FileSource(str(make_media(tmp_path, "h264")), SETTINGS)
+    sink = StopWatchingSink(source, stop_after=2)
+    source.start(sink)
+    thread = source._thread
+    assert thread is not None
+    thread.join(GET_TIMEOUT)
+    assert not thread.is_alive()
+    assert len(sink.frames) == 2  # the frame that stopped it was the last one
+
+
+def test_stop_is_bounded_when_the_sink_is_stuck(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(threaded, "STOP_TIMEOUT", 0.05)
+    source = FileSource(str(make_media(tmp_path, "h264")), SETTINGS)
+    entered, release = threading.Event(), threading.Event()
+    calls: list[EncodedFrame] = []
+
+    def stuck_sink(frame: EncodedFrame) -> None:
+        calls.append(frame)
+        entered.set()
+        release.wait(GET_TIMEOUT)
+
+    source.start(stuck_sink)
+    assert entered.wait(GET_TIMEOUT)
+    without_hanging(source.stop)  # returns although the sink is still inside its call
+    release.set()
+    thread = source._thread
+    assert thread is not None
+    thread.join(GET_TIMEOUT)
+    assert not thread.is_alive()
+    assert len(calls) == 1  # the call in flight finished; no other started after stop()

@@ -10,7 +10,7 @@ import av
 import pytest
 from av.video.frame import VideoFrame
 
-from hw.annexb import NAL_IDR, NAL_PPS, NAL_SPS, nal_type, split_nal_units
+from hw.annexb import NAL_IDR, NAL_PPS, NAL_SPS, nal_type
 from hw.frame import EncodedFrame
 from hw.source import StreamSettings
 from hw.testsrc import ClockOverlay, TestPatternSource
@@ -76,11 +76,11 @@ def running() -> Iterator[Callable[..., tuple[TestPatternSource, Collector]]]:
 
 
 def nal_types(frame: EncodedFrame) -> list[int]:
-    return [nal_type(unit) for unit in split_nal_units(frame.data)]
+    return [nal_type(unit) for unit in frame.nal_units]
 
 
 def sps_of(frame: EncodedFrame) -> bytes:
-    return next(u for u in split_nal_units(frame.data) if nal_type(u) == NAL_SPS)
+    return next(u for u in frame.nal_units if nal_type(u) == NAL_SPS)
 
 
 def assert_constrained_baseline(frame: EncodedFrame) -> None:
@@ -102,7 +102,7 @@ def decode(frames: list[EncodedFrame]) -> list[VideoFrame]:
     decoder = av.CodecContext.create("h264", "r")
     pictures: list[VideoFrame] = []
     for frame in frames:
-        pictures.extend(decoder.decode(av.Packet(frame.data)))
+        pictures.extend(decoder.decode(av.Packet(frame.annexb())))
     pictures.extend(decoder.decode(None))
     return pictures
 
@@ -116,7 +116,7 @@ def test_frames_come_from_the_source_thread_start_on_an_idr_and_decode(running) 
     assert_idr_with_parameter_sets(frames[0])
     assert_constrained_baseline(frames[0])
     assert not any(frame.keyframe for frame in frames[1:])
-    assert all(frame.data.startswith(b"\x00\x00\x00\x01") for frame in frames)
+    assert all(frame.nal_units and all(frame.nal_units) for frame in frames)
     # 30 fps on the 90 kHz clock: 3000 ticks a frame, from the frame index.
     assert [f.pts_90k - frames[0].pts_90k for f in frames] == [3000 * i for i in range(10)]
     pictures = decode(frames)
@@ -236,7 +236,7 @@ def test_a_failing_sink_does_not_stop_the_source() -> None:
     delivered: queue.Queue[int] = queue.Queue()
 
     def sink(frame: EncodedFrame) -> None:
-        delivered.put(len(frame.data))
+        delivered.put(frame.size)
         raise RuntimeError("consumer bug")
 
     source = TestPatternSource(SETTINGS)

@@ -9,11 +9,13 @@ from agent.media.fanout import STALE_GOP_FRAMES, FanOut
 from hw.frame import EncodedFrame
 
 DATA = Path(__file__).parents[1] / "rtc" / "data"
-IDR = EncodedFrame((DATA / "h264_baseline_320x240_idr.h264").read_bytes(), 0, True)
+IDR_BYTES = (DATA / "h264_baseline_320x240_idr.h264").read_bytes()
+IDR = EncodedFrame.from_annexb(IDR_BYTES, 0, True)
 
 
 def p_frame(index: int) -> EncodedFrame:
-    return EncodedFrame((DATA / "h264_baseline_320x240_p.h264").read_bytes(), index * 3000, False)
+    data = (DATA / "h264_baseline_320x240_p.h264").read_bytes()
+    return EncodedFrame.from_annexb(data, index * 3000, False)
 
 
 class Sink:
@@ -58,7 +60,7 @@ def test_a_viewer_joining_without_a_cached_keyframe_waits_and_one_is_requested()
     assert camera.requests == 1
     fanout.push(p_frame(1), 0.1)  # not decodable on its own: not sent
     assert sink.frames == []
-    fanout.push(EncodedFrame(IDR.data, 6000, True), 0.2)
+    fanout.push(EncodedFrame(IDR.nal_units, 6000, True), 0.2)
     fanout.push(p_frame(3), 0.3)
     assert [pts for pts, _ in sink.frames] == [6000, 9000]
 
@@ -110,7 +112,7 @@ def test_an_idr_satisfies_a_pending_request() -> None:
     fanout = FanOut(camera.request_keyframe, min_keyframe_interval=1.0)
     fanout.request_keyframe(0.0)
     fanout.request_keyframe(0.5)
-    fanout.push(EncodedFrame(IDR.data, 3000, True), 0.6)
+    fanout.push(EncodedFrame(IDR.nal_units, 3000, True), 0.6)
     fanout.push(p_frame(2), 1.5)
     assert camera.requests == 1
 
@@ -133,8 +135,9 @@ def test_garbage_access_units_are_dropped_not_raised() -> None:
     sink = Sink()
     fanout.push(IDR, 0.0)
     fanout.add(sink, 0.0)
-    fanout.push(EncodedFrame(b"no start code here", 3000, False), 0.1)
-    fanout.push(EncodedFrame(b"\x00\x00\x01\x67\x42", 6000, True), 0.2)  # truncated SPS
+    fanout.push(EncodedFrame.from_annexb(b"no start code here", 3000, False), 0.1)
+    fanout.push(EncodedFrame((b"\x00\x01",), 4500, False), 0.15)  # NAL type 0: refused
+    fanout.push(EncodedFrame.from_annexb(b"\x00\x00\x01\x67\x42", 6000, True), 0.2)  # bad SPS
     assert len(sink.frames) == 2  # the GOP replay, and the 'keyframe' that still packetized
     assert fanout.sps is not None and fanout.sps.width == 320  # the last good SPS stays
 
@@ -149,3 +152,19 @@ def test_a_new_stream_forgets_the_old_sps_and_gop() -> None:
     sink = Sink()
     fanout.add(sink, 1.0)  # waits for the new stream's first IDR
     assert sink.frames == [] and camera.requests == 1
+
+
+def test_a_keyframe_with_leading_garbage_is_accepted_and_starts_a_waiting_viewer() -> None:
+    # The capture side calls this a keyframe (it holds an IDR after a stray prefix); the
+    # fan-out must agree, since it no longer re-parses Annex-B with rules of its own.
+    camera = Camera()
+    fanout = FanOut(camera.request_keyframe)
+    sink = Sink()
+    fanout.add(sink, 0.0)
+    frame = EncodedFrame.from_annexb(b"\x17\x42 stray prefix" + IDR_BYTES, 0)
+    assert frame.keyframe
+    fanout.push(frame, 0.1)
+    assert len(sink.frames) == 1
+    assert fanout.stats.keyframes_in == 1
+    assert fanout.sps is not None and fanout.sps.width == 320
+    assert fanout.cached_access_units() == [frame.annexb()]

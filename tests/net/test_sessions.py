@@ -64,7 +64,7 @@ def manager(states: States | None = None, **kwargs: Any) -> SessionManager:
 
 
 def with_stream(m: SessionManager) -> SessionManager:
-    m.fanout.push(EncodedFrame(IDR, 0, True), 0.0)
+    m.fanout.push(EncodedFrame.from_annexb(IDR, 0, True), 0.0)
     return m
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import av
@@ -13,32 +13,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.rtc.h264 import (
-    Depacketizer,
-    NalType,
-    Sps,
-    join_annexb,
-    packetize,
-    packetize_access_unit,
-    split_annexb,
-)
+from agent.rtc.h264 import Depacketizer, NalType, Sps, packetize
+from hw.annexb import join_nal_units, split_nal_units
 from tests.rtc.data.h264_make_fixtures import encode
 
 DATA = Path(__file__).parent / "data"
 IDR_AU = (DATA / "h264_baseline_320x240_idr.h264").read_bytes()
 P_AU = (DATA / "h264_baseline_320x240_p.h264").read_bytes()
+IDR_NALS = split_nal_units(IDR_AU)
+P_NALS = split_nal_units(P_AU)
 BASELINE = {"profile": "baseline", "tune": "zerolatency", "preset": "ultrafast"}
 
 
-def types(nals: list[bytes]) -> list[int]:
+def types(nals: Sequence[bytes]) -> list[int]:
     return [nal[0] & 0x1F for nal in nals]
 
 
-def without_aud(nals: list[bytes]) -> list[bytes]:
-    return [nal for nal in nals if nal[0] & 0x1F != NalType.AUD]
+def without_aud(nals: Sequence[bytes]) -> tuple[bytes, ...]:
+    return tuple(nal for nal in nals if nal[0] & 0x1F != NalType.AUD)
 
 
-def depacketize(payloads: list[bytes], timestamp: int = 0, first_seq: int = 0) -> bytes | None:
+def depacketize(
+    payloads: list[bytes], timestamp: int = 0, first_seq: int = 0
+) -> tuple[bytes, ...] | None:
     depacketizer = Depacketizer()
     result = None
     for i, payload in enumerate(payloads):
@@ -67,51 +64,6 @@ def nal_units(draw: st.DrawFn, max_size: int = 400) -> bytes:
     body = draw(st.binary(max_size=max_size))
     # 0x80 is the rbsp stop bit: a NAL unit never ends in a zero byte.
     return bytes((nri | nal_type,)) + escape(body + b"\x80")
-
-
-# ------------------------------------------------------------------------------- Annex-B
-
-
-def test_split_real_idr_access_unit() -> None:
-    nals = split_annexb(IDR_AU)
-    assert types(nals) == [9, 7, 8, 6, 5, 5]
-    assert split_annexb(join_annexb(nals)) == nals
-    # libx264 mixes 4-byte start codes (first NAL, SPS, PPS) with 3-byte ones.
-    start_code_bytes = len(IDR_AU) - sum(len(n) for n in nals)
-    assert 3 * len(nals) < start_code_bytes < 4 * len(nals)
-
-
-def test_split_mixed_start_codes_and_trailing_zeros() -> None:
-    sps, pps, *_ = split_annexb(IDR_AU)[1:]
-    data = b"\x00\x00\x01" + sps + b"\x00\x00\x00\x01" + pps + b"\x00\x00\x00\x00"
-    assert split_annexb(data) == [sps, pps]
-    assert split_annexb(b"\x00\x00\x00\x00\x01" + sps) == [sps]  # leading zero_byte padding
-    assert split_annexb(b"\x00\x00\x01\x00\x00\x01" + sps) == [sps]  # empty NAL skipped
-
-
-def test_split_empty_and_non_annexb() -> None:
-    assert split_annexb(b"") == []
-    assert split_annexb(b"\x00\x00") == []
-    sps = split_annexb(IDR_AU)[1]
-    with pytest.raises(ValueError, match="no Annex-B start code"):
-        split_annexb(sps)
-    with pytest.raises(ValueError, match="before the first"):
-        # An AVCC length prefix instead of a start code.
-        split_annexb(len(sps).to_bytes(4, "big") + sps + b"\x00\x00\x01" + sps)
-
-
-@given(st.lists(nal_units(), max_size=8))
-def test_split_join_round_trip(nals: list[bytes]) -> None:
-    assert split_annexb(join_annexb(nals)) == nals
-
-
-@given(st.binary(max_size=200))
-def test_split_arbitrary_bytes_only_value_error(data: bytes) -> None:
-    try:
-        nals = split_annexb(data)
-    except ValueError:
-        return
-    assert all(nals)
 
 
 # ------------------------------------------------------------------------------- SPS
@@ -145,7 +97,7 @@ def test_sps_from_libx264(
 
 
 def test_sps_in_baseline_idr() -> None:
-    sps = Sps.parse(split_annexb(IDR_AU)[1])
+    sps = Sps.parse(IDR_NALS[1])
     # libx264's baseline sets constraint_set0 and set1 (constrained baseline), level 1.3.
     assert sps.profile_level_id == "42c00d"
     assert (sps.width, sps.height) == (320, 240)
@@ -165,7 +117,7 @@ def test_sps_truncated() -> None:
 
 
 def test_sps_rejects_other_nal_types() -> None:
-    pps = split_annexb(IDR_AU)[2]
+    pps = IDR_NALS[2]
     with pytest.raises(ValueError, match="not an SPS"):
         Sps.parse(pps + b"\x00" * 8)
 
@@ -244,7 +196,7 @@ def test_sps_arbitrary_bytes_only_value_error(data: bytes) -> None:
 
 
 def test_packetize_idr() -> None:
-    payloads = packetize_access_unit(IDR_AU, 1200)
+    payloads = packetize(IDR_NALS, 1200)
     assert all(len(p) <= 1200 for p in payloads)
     stap = payloads[0]
     assert stap[0] & 0x1F == NalType.STAP_A
@@ -253,14 +205,14 @@ def test_packetize_idr() -> None:
         size = int.from_bytes(stap[pos : pos + 2], "big")
         inner.append(stap[pos + 2 : pos + 2 + size])
         pos += 2 + size
-    sps, pps, sei = split_annexb(IDR_AU)[1:4]
+    sps, pps, sei = IDR_NALS[1:4]
     assert inner == [sps, pps, sei]
     assert stap[0] & 0x60 == 0x60  # NRI: the highest of its NAL units (SPS/PPS are 3)
     assert NalType.AUD not in types(payloads)
 
 
 def test_packetize_fu_a_bits() -> None:
-    nals = split_annexb(IDR_AU)
+    nals = IDR_NALS
     idr_slices = [n for n in nals if n[0] & 0x1F == NalType.IDR]
     payloads = packetize(idr_slices, 1000)
     assert all(p[0] & 0x1F == NalType.FU_A for p in payloads)
@@ -278,7 +230,7 @@ def test_packetize_fu_a_bits() -> None:
 
 
 def test_packetize_size_boundaries() -> None:
-    nal = split_annexb(IDR_AU)[4][:300]
+    nal = IDR_NALS[4][:300]
     assert packetize([nal], 300) == [nal]
     fragments = packetize([nal], 299)
     assert [p[1] & 0xC0 for p in fragments] == [0x80, 0x40]
@@ -289,10 +241,10 @@ def test_packetize_size_boundaries() -> None:
 
 
 def test_packetize_p_frame_and_only_aud() -> None:
-    nals = split_annexb(P_AU)
+    nals = P_NALS
     payloads = packetize(nals)
     assert payloads[0] == nals[1]  # single NAL unit packet
-    assert split_annexb(depacketize(payloads) or b"") == without_aud(nals)
+    assert depacketize(payloads) == without_aud(nals)
     assert packetize([nals[0]]) == []  # an AUD alone gives nothing to send
 
 
@@ -314,12 +266,10 @@ def test_packetize_rejects(nals: list[bytes], max_payload: int, message: str) ->
 
 @pytest.mark.parametrize("max_payload", [3, 100, 600, 1200, 9000])
 def test_packetize_depacketize_round_trip_real(max_payload: int) -> None:
-    for au in (IDR_AU, P_AU):
-        nals = split_annexb(au)
-        payloads = packetize_access_unit(au, max_payload)
-        assert payloads == packetize(nals, max_payload)
+    for nals in (IDR_NALS, P_NALS):
+        payloads = packetize(nals, max_payload)
         assert all(len(p) <= max_payload for p in payloads)
-        assert split_annexb(depacketize(payloads) or b"") == without_aud(nals)
+        assert depacketize(payloads) == without_aud(nals)
 
 
 @settings(max_examples=200)
@@ -331,7 +281,7 @@ def test_packetize_round_trip_random(nals: list[bytes], max_payload: int) -> Non
     if not expected:
         assert payloads == []
         return
-    assert split_annexb(depacketize(payloads, 1234, 65530) or b"") == expected
+    assert depacketize(payloads, 1234, 65530) == expected
 
 
 # ------------------------------------------------------------------------------- depacketizer
@@ -339,7 +289,7 @@ def test_packetize_round_trip_random(nals: list[bytes], max_payload: int) -> Non
 
 def feed_all(
     depacketizer: Depacketizer, payloads: list[bytes], ts: int, seq: int | None
-) -> Iterator[bytes | None]:
+) -> Iterator[tuple[bytes, ...] | None]:
     for i, payload in enumerate(payloads):
         yield depacketizer.feed(
             payload, i == len(payloads) - 1, ts, None if seq is None else seq + i
@@ -347,8 +297,8 @@ def feed_all(
 
 
 def test_depacketizer_fu_a_gaps() -> None:
-    payloads = packetize_access_unit(IDR_AU, 1200)
-    expected = join_annexb(without_aud(split_annexb(IDR_AU)))
+    payloads = packetize(IDR_NALS, 1200)
+    expected = without_aud(IDR_NALS)
     d = Depacketizer()
     # A lost middle fragment only shows in the sequence numbers.
     lost_middle = payloads[:2] + payloads[3:]
@@ -370,18 +320,16 @@ def test_depacketizer_fu_a_gaps() -> None:
 
 def test_depacketizer_lost_marker_drops_access_unit() -> None:
     d = Depacketizer()
-    p_payloads = packetize_access_unit(P_AU)
+    p_payloads = packetize(P_NALS)
     assert d.feed(p_payloads[0], False, 0) is None
-    assert list(feed_all(d, p_payloads, 3000, None))[-1] == join_annexb(
-        without_aud(split_annexb(P_AU))
-    )
+    assert list(feed_all(d, p_payloads, 3000, None))[-1] == without_aud(P_NALS)
     assert d.dropped == 1
 
 
 def test_depacketizer_fu_a_start_and_end_together() -> None:
-    nal = split_annexb(P_AU)[1]
+    nal = P_NALS[1]
     payload = bytes((nal[0] & 0xE0 | 28, 0xC0 | nal[0] & 0x1F)) + nal[1:]
-    assert Depacketizer().feed(payload, True, 0) == b"\x00\x00\x00\x01" + nal
+    assert Depacketizer().feed(payload, True, 0) == (nal,)
 
 
 @pytest.mark.parametrize(
@@ -405,7 +353,7 @@ def test_depacketizer_fu_a_start_and_end_together() -> None:
 )
 def test_depacketizer_malformed(payload: bytes, message: str) -> None:
     d = Depacketizer()
-    good = packetize_access_unit(P_AU)
+    good = packetize(P_NALS)
     assert d.feed(good[0], False, 0) is None
     with pytest.raises(ValueError, match=message):
         d.feed(payload, False, 0)
@@ -418,7 +366,7 @@ def test_depacketizer_malformed(payload: bytes, message: str) -> None:
 
 def test_depacketizer_bounds_access_unit_size() -> None:
     d = Depacketizer(max_access_unit=4000)
-    payloads = packetize_access_unit(IDR_AU)
+    payloads = packetize(IDR_NALS)
     with pytest.raises(ValueError, match="larger than 4000"):
         list(feed_all(d, payloads, 0, None))
 
@@ -433,7 +381,7 @@ def test_depacketizer_arbitrary_payloads_only_value_error(
             out = d.feed(payload, marker, ts)
         except ValueError:
             continue
-        assert out is None or out.startswith(b"\x00\x00\x00\x01")
+        assert out is None or (out and all(out))
 
 
 # ------------------------------------------------------------------------------- decoder
@@ -462,13 +410,13 @@ def test_decoder_accepts_depacketized_stream(options: dict[str, str], max_payloa
     rebuilt: list[bytes] = []
     seq = 65000  # wraps past 65535 on the way
     for n, au in enumerate(originals):
-        payloads = packetize_access_unit(au, max_payload)
+        payloads = packetize(split_nal_units(au), max_payload)
         assert all(len(p) <= max_payload for p in payloads)
         for i, payload in enumerate(payloads):
             out = d.feed(payload, i == len(payloads) - 1, n * 3000, seq & 0xFFFF)
             seq += 1
         assert out is not None
-        rebuilt.append(out)
+        rebuilt.append(join_nal_units(out))
     frames = decode(rebuilt)
     assert len(frames) == 30
     assert all((w, h) == (320, 240) for w, h, _ in frames)
@@ -477,22 +425,23 @@ def test_decoder_accepts_depacketized_stream(options: dict[str, str], max_payloa
 
 
 def test_decoder_accepts_depacketized_fixtures() -> None:
-    rebuilt = [depacketize(packetize_access_unit(au)) or b"" for au in (IDR_AU, P_AU)]
+    rebuilt = [join_nal_units(depacketize(packetize(nals)) or ()) for nals in (IDR_NALS, P_NALS)]
     frames = decode(rebuilt)
     assert [(w, h) for w, h, _ in frames] == [(320, 240), (320, 240)]
 
 
-def test_packetize_access_unit_speed_720p_idr() -> None:
+def test_packetize_speed_720p_idr() -> None:
     options = {**BASELINE, "crf": "18"}
     au = next(encode(1280, 720, 1, options))
-    payloads = packetize_access_unit(au)
-    assert split_annexb(depacketize(payloads) or b"") == without_aud(split_annexb(au))
+    nals = split_nal_units(au)
+    payloads = packetize(nals)
+    assert depacketize(payloads) == without_aud(nals)
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < 0.3:
-        packetize_access_unit(au)
+        packetize(nals)
         calls += 1
     elapsed = time.perf_counter() - start
     print(
-        f"packetize_access_unit: {len(au)} byte 720p IDR -> {len(payloads)} payloads, "
+        f"packetize: {len(au)} byte 720p IDR -> {len(payloads)} payloads, "
         f"{calls / elapsed:.0f} calls/s"
     )

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from agent.rtc import rtcp
 from agent.rtc.certificate import Certificate
 from agent.rtc.dtls import DtlsRole, DtlsState, DtlsTransport, SrtpProfile
-from agent.rtc.h264 import Depacketizer, packetize_access_unit, split_annexb
+from agent.rtc.h264 import Depacketizer, packetize
 from agent.rtc.peer import (
     RTX_BURST,
     RTX_RATE,
@@ -27,10 +27,13 @@ from agent.rtc.peer import (
 )
 from agent.rtc.rtp import RtpPacket
 from agent.rtc.srtp import SrtpContext
+from hw.annexb import split_nal_units
 
 DATA = Path(__file__).parent / "data"
 IDR = (DATA / "h264_baseline_320x240_idr.h264").read_bytes()
 P_FRAME = (DATA / "h264_baseline_320x240_p.h264").read_bytes()
+IDR_NALS = split_nal_units(IDR)
+P_NALS = split_nal_units(P_FRAME)
 AGENT_CERT = Certificate.generate()
 VIEWER_CERT = Certificate.generate()
 SSRC = 0x11223344
@@ -99,8 +102,8 @@ def test_connects_and_sends_frames_the_viewer_can_decrypt_and_reassemble(
     assert events(peer) == [PeerConnected(profile.name)]
     depacketizer = Depacketizer()
     units = []
-    for index, frame in enumerate([IDR, P_FRAME]):
-        peer.send_frame(packetize_access_unit(frame), index * 3000, now=index / 30)
+    for index, frame in enumerate([IDR_NALS, P_NALS]):
+        peer.send_frame(packetize(frame), index * 3000, now=index / 30)
         viewer.deliver(peer.datagrams_to_send(), index / 30)
     assert viewer.srtp is not None
     for datagram in viewer.received:
@@ -114,9 +117,7 @@ def test_connects_and_sends_frames_the_viewer_can_decrypt_and_reassemble(
         )
         if unit is not None:
             units.append(unit)
-    assert [split_annexb(u) for u in units] == [
-        [n for n in split_annexb(f) if n[0] & 0x1F != 9] for f in (IDR, P_FRAME)
-    ]
+    assert units == [tuple(n for n in f if n[0] & 0x1F != 9) for f in (IDR_NALS, P_NALS)]
     assert peer.stats.frames_sent == 2
 
 
@@ -126,7 +127,7 @@ def test_fingerprint_mismatch_fails_without_srtp_and_sends_no_media() -> None:
     assert peer.state is PeerState.FAILED
     assert events(peer) == [PeerFailed("dtls fingerprint mismatch")]
     assert not peer.srtp_ready
-    peer.send_frame(packetize_access_unit(IDR), 0, now=0.0)
+    peer.send_frame(packetize(IDR_NALS), 0, now=0.0)
     assert [d for d in peer.datagrams_to_send() if d[0] >= 128] == []
     assert peer.get_timer() is None
 
@@ -152,7 +153,7 @@ def test_pli_and_fir_for_our_stream_ask_for_a_keyframe() -> None:
 def test_nack_is_answered_with_the_same_srtp_bytes() -> None:
     peer, viewer = make_pair()
     handshake(peer, viewer)
-    peer.send_frame(packetize_access_unit(IDR), 0, now=0.0)
+    peer.send_frame(packetize(IDR_NALS), 0, now=0.0)
     sent = [d for d in peer.datagrams_to_send() if d[0] >= 128]
     assert viewer.srtp is not None
     seqs = [RtpPacket.parse(viewer.srtp.unprotect(d)).header.sequence_number for d in sent]
@@ -166,7 +167,7 @@ def test_sender_reports_at_exact_deadlines_and_rtt_from_receiver_reports() -> No
     peer, viewer = make_pair()
     handshake(peer, viewer, now=10.0)
     assert peer.get_timer() == pytest.approx(10.0 + SR_INTERVAL / 2)
-    peer.send_frame(packetize_access_unit(IDR), 90_000, now=10.2)
+    peer.send_frame(packetize(IDR_NALS), 90_000, now=10.2)
     peer.datagrams_to_send()
     peer.handle_timer(10.5)
     assert peer.get_timer() == pytest.approx(10.5 + SR_INTERVAL)
@@ -203,7 +204,7 @@ def test_bye_from_the_viewer_closes_and_close_says_goodbye() -> None:
     peer.receive(viewer.srtp.protect_rtcp(other), 0.9)
     assert events(peer) == [] and peer.state is PeerState.CONNECTED
     # ...the viewer's own does, and a NACK after it in the same compound is ignored.
-    peer.send_frame(packetize_access_unit(IDR), 0, now=0.95)
+    peer.send_frame(packetize(IDR_NALS), 0, now=0.95)
     peer.datagrams_to_send()
     nack = rtcp.GenericNack.from_lost(1, SSRC, [peer._history_seq[peer._seq - 1 & 511]])
     bye = rtcp.serialize_compound([rtcp.Bye(ssrcs=(1,)), nack])
@@ -236,7 +237,7 @@ def test_nacks_cannot_amplify_retransmissions() -> None:
     peer, viewer = make_pair()
     handshake(peer, viewer)
     for index in range(4):
-        peer.send_frame(packetize_access_unit(IDR), index * 3000, now=index / 30)
+        peer.send_frame(packetize(IDR_NALS), index * 3000, now=index / 30)
     sent = [d for d in peer.datagrams_to_send() if d[0] >= 128]
     assert viewer.srtp is not None and len(sent) >= 34
     first = RtpPacket.parse(viewer.srtp.unprotect(sent[0])).header.sequence_number
