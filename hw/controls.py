@@ -54,6 +54,23 @@ class ControlInfo:
     live: bool = True
     unit: str = ""
 
+    def to_json(self) -> dict[str, object]:
+        """The PROTOCOL.md ``camera.controls`` entry: type, min, max, default, value, and
+        options (enums), live, unit where they say something."""
+        out: dict[str, object] = {
+            "type": self.type.value,
+            "min": self.min,
+            "max": self.max,
+            "default": self.default,
+            "value": self.value,
+            "live": self.live,
+        }
+        if self.options:
+            out["options"] = list(self.options)
+        if self.unit:
+            out["unit"] = self.unit
+        return out
+
     def check(self, name: str, value: object) -> ControlValue:
         """``value`` as this control's type; ValueError naming the control and the value."""
         if self.type is ControlType.BOOL:

@@ -1,15 +1,13 @@
 """Choosing a capture source by name, as config ``camera.source`` spells it, and checking it.
 
-``SOURCE_KINDS`` is the one list of source names: the config schema should import it rather
-than keep its own copy.
+``hw.kinds`` has the one list of source names, which the config schema uses too.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from hw.bounded import run_bounded
 from hw.filesrc import FileSource
+from hw.kinds import SOURCE_KINDS, SourceKind
 from hw.picamera2src import Picamera2Source, import_picamera2
 from hw.source import H264Profile, StreamSettings, VideoSource
 from hw.testsrc import TestPatternSource
@@ -17,16 +15,6 @@ from hw.v4l2caps import negotiate
 from hw.v4l2src import V4l2Source, read_modes
 
 PROBE_TIMEOUT_S = 10.0
-
-
-class SourceKind(StrEnum):
-    PICAMERA2 = "picamera2"
-    V4L2 = "v4l2"
-    FILE = "file"
-    TESTSRC = "testsrc"
-
-
-SOURCE_KINDS: tuple[str, ...] = tuple(kind.value for kind in SourceKind)
 
 
 def _kind(kind: str) -> SourceKind:

@@ -11,6 +11,7 @@ import datetime
 import os
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -162,17 +163,25 @@ def _check_state_dir(config: Config, out: list[str]) -> None:
         out.append(_warning("device.state_dir", f"{override}: readable by every user"))
 
 
-def check_files(config: Config) -> list[str]:
+CameraProbe = Callable[[Config], list[str]]
+
+
+def check_files(config: Config, probe_camera: CameraProbe | None = None) -> list[str]:
     """Open every file ``config`` names; one line per problem, each starting with ``error:``
-    (the agent would fail) or ``warning:`` (it would run, but probably not as meant)."""
+    (the agent would fail) or ``warning:`` (it would run, but probably not as meant).
+    ``probe_camera`` (the command line passes hw's) checks that the source really opens here;
+    without it only the camera's path is looked at."""
     out: list[str] = []
     _check_mqtt(config, out)
-    _check_camera(config, out)
+    if probe_camera is None:
+        _check_camera(config, out)
+    else:
+        out += [_error("camera.source", problem) for problem in probe_camera(config)]
     _check_state_dir(config, out)
     return out
 
 
-def run_check(path: str | os.PathLike[str]) -> int:
+def run_check(path: str | os.PathLike[str], probe_camera: CameraProbe | None = None) -> int:
     """``edgecam check``: print each problem to stderr, "ok: PATH" to stdout when there is no
     error; return the exit status (0 ok, warnings allowed; 1 on any error)."""
     try:
@@ -181,7 +190,7 @@ def run_check(path: str | os.PathLike[str]) -> int:
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
-    problems = check_files(config)
+    problems = check_files(config, probe_camera)
     secrets = config.mqtt.password is not None or any(
         s.credential is not None for s in config.webrtc.ice_servers
     )

@@ -56,6 +56,8 @@ from agent.config.schema import (
     screen_patch,
     to_dict,
 )
+from hw.controls import CONTROL_NAMES, ControlValue
+from hw.source import H264Profile
 
 logger = logging.getLogger(__name__)
 
@@ -194,9 +196,28 @@ def _read_camera(t: Table) -> CameraConfig:
         height=t.value("height", CameraConfig.height, integer(2, 4320, even=True)),
         framerate=t.value("framerate", CameraConfig.framerate, number(1, 120)),
         bitrate=t.value("bitrate", CameraConfig.bitrate, integer(50_000, 50_000_000)),
+        index=t.value("index", CameraConfig.index, integer(0, 7)),
+        profile=t.value("profile", CameraConfig.profile, choice(H264Profile)),
+        iperiod=t.value("iperiod", CameraConfig.iperiod, integer(0, 3600)),
+        controls=_read_controls(t.table("controls")),
     )
     t.done()
     return config
+
+
+def _control_value(v: object) -> ControlValue:
+    if isinstance(v, bool | int | float | str):
+        return v
+    raise Bad(f"expected true/false, a number or a string, got {show(v)}")
+
+
+def _read_controls(t: Table) -> tuple[tuple[str, ControlValue], ...]:
+    """``[camera.controls]``: names from hw's vocabulary; whether this camera has each one
+    (and its range) is checked when the camera opens."""
+    default: ControlValue = False  # never used: only keys present are read
+    out = [(n, t.value(n, default, _control_value)) for n in CONTROL_NAMES if n in t.raw]
+    t.done()
+    return tuple(out)
 
 
 def _read_ice_server(t: Table) -> IceServer:

@@ -16,6 +16,12 @@ from urllib.parse import urlsplit
 from agent.config.ice_url import IceUrl, parse_ice_url
 from agent.config.reader import KeyPath, Problem
 from agent.rpc.roles import Role
+from hw.controls import ControlValue
+from hw.kinds import SourceKind
+from hw.source import H264Profile
+
+# ``camera.source``: where frames come from (hw's one list of source kinds).
+CameraSource = SourceKind
 
 OVERRIDE_FILE: Final = "config.override.toml"
 REDACTED: Final = "***"
@@ -23,15 +29,6 @@ INSECURE_URL: Final = (
     "plain mqtt:// sends credentials and video offers unencrypted; "
     "use mqtts:// or set mqtt.allow_insecure = true"
 )
-
-
-class CameraSource(StrEnum):
-    """``camera.source``: where frames come from."""
-
-    PICAMERA2 = "picamera2"
-    V4L2 = "v4l2"
-    FILE = "file"
-    TESTSRC = "testsrc"
 
 
 class DtlsRole(StrEnum):
@@ -101,6 +98,11 @@ class CameraConfig:
     height: int = 720
     framerate: float = 30.0
     bitrate: int = 2_000_000
+    index: int = 0  # picamera2: which camera on a board with two
+    profile: H264Profile = H264Profile.CONSTRAINED_BASELINE  # browsers offer no High
+    iperiod: int = 0  # frames between IDRs; 0: two seconds' worth
+    # ``[camera.controls]``: brightness, exposure, ... set by camera.set, applied at start.
+    controls: tuple[tuple[str, ControlValue], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ def _to_raw(obj: object) -> Any:
 def to_dict(config: Config) -> dict[str, Any]:
     """The effective config as plain TOML/JSON data, secrets included: never send this out."""
     raw: dict[str, Any] = _to_raw(config)
+    raw["camera"]["controls"] = dict(config.camera.controls)  # a table, not pairs
     return raw
 
 

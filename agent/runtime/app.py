@@ -188,6 +188,12 @@ class Agent:
         return self.changes.redacted()
 
     async def snapshot(self, quality: int) -> tuple[bytes, int, int]:
+        source = self.camera.source
+        if source is not None:
+            # A camera with stills of its own (picamera2) gives one without decoding H.264.
+            still = await asyncio.to_thread(source.snapshot_jpeg, quality)
+            if still is not None:
+                return still
         units = self.fanout.cached_access_units()
         try:
             return await asyncio.to_thread(jpeg_from_gop, units, quality)
@@ -218,6 +224,12 @@ class Agent:
 
     def session_rows(self) -> list[dict[str, Any]]:
         return self.sessions.rows()
+
+    async def camera_controls(self) -> dict[str, dict[str, Any]]:
+        return {name: info.to_json() for name, info in (await self.camera.controls()).items()}
+
+    async def set_camera_controls(self, values: dict[str, Any]) -> dict[str, Any]:
+        return await self.changes.set_controls(values)
 
     # --- what config changes and the camera call back into ---------------------------------
 

@@ -10,17 +10,19 @@ into the agent for a camera that misbehaves: a camera can fail, the agent stays 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Final
 
-from agent.config import CameraConfig
+from agent.config import CameraConfig, Config
 from agent.control.api import StreamChangeError
 from agent.media.fanout import FanOut
 from agent.media.feed import CameraFeed
 from agent.runtime.daemon_thread import run_abandonable
-from hw.open import open_source
+from hw.controls import ControlInfo, ControlValue
+from hw.open import open_source, probe_source
 from hw.source import StreamSettings, VideoSource
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,14 @@ def stream_settings(camera: CameraConfig) -> StreamSettings:
     return StreamSettings(camera.width, camera.height, camera.framerate, camera.bitrate)
 
 
+def probe_camera(config: Config) -> list[str]:
+    """What keeps the configured camera from opening on this machine (``edgecam check``)."""
+    camera = config.camera
+    return probe_source(
+        camera.source, camera.path, settings=stream_settings(camera), index=camera.index
+    )
+
+
 async def open_camera(camera: CameraConfig) -> VideoSource:
     """A source for ``camera``, opened on a worker thread within `OPEN_TIMEOUT`.
 
@@ -48,7 +58,14 @@ async def open_camera(camera: CameraConfig) -> VideoSource:
     """
 
     def call() -> VideoSource:
-        return open_source(camera.source, path=camera.path, settings=stream_settings(camera))
+        return open_source(
+            camera.source,
+            path=camera.path,
+            settings=stream_settings(camera),
+            index=camera.index,
+            profile=camera.profile,
+            iperiod=camera.iperiod or None,
+        )
 
     try:
         return await run_abandonable(call, timeout=OPEN_TIMEOUT, name="camera-open")
@@ -70,6 +87,7 @@ class CameraSupervisor:
         self._feed: CameraFeed | None = None
         self._lock = asyncio.Lock()
         self._frames_seen = -1
+        self._failed = asyncio.Event()  # the source reported a failure of its own
         self.stalled = False
         self.restarts = 0
 
@@ -104,6 +122,21 @@ class CameraSupervisor:
                 await self._start(new)
             self.camera = wanted
 
+    async def controls(self) -> dict[str, ControlInfo]:
+        source = self.source
+        if source is None:
+            raise StreamChangeError("the camera is not running")
+        return await run_abandonable(source.controls, timeout=OPEN_TIMEOUT, name="camera-ctl")
+
+    async def set_controls(self, values: Mapping[str, object]) -> dict[str, ControlValue]:
+        """Apply picture controls; ValueError naming a bad name or value (nothing changed)."""
+        source = self.source
+        if source is None:
+            raise StreamChangeError("the camera is not running")
+        return await run_abandonable(
+            source.set_controls, dict(values), timeout=OPEN_TIMEOUT, name="camera-ctl"
+        )
+
     def request_keyframe(self) -> None:
         source = self.source
         if source is not None:
@@ -118,9 +151,12 @@ class CameraSupervisor:
         and restart the camera with backoff until frames come again."""
         failures = 0
         while True:
-            await asyncio.sleep(CAMERA_STALL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._failed.wait(), CAMERA_STALL)
+            failed = self._failed.is_set()
+            self._failed.clear()
             frames = self._fanout.stats.frames_in
-            moving = frames != self._frames_seen and self.source is not None
+            moving = frames != self._frames_seen and self.source is not None and not failed
             self._frames_seen = frames
             if moving:
                 if self.stalled:
@@ -147,10 +183,19 @@ class CameraSupervisor:
             self.restarts += 1
             logger.info("camera: restarted (%d so far)", self.restarts)
 
+    def _source_failed(self, reason: str) -> None:
+        self._report_failure(f"camera source failed: {reason}")
+        self._failed.set()
+
     async def _start(self, source: VideoSource) -> None:
-        feed = CameraFeed(source, self._fanout)
+        feed = CameraFeed(source, self._fanout, self._source_failed)
         feed.start()
         self._feed = feed
+        if self.camera.controls:
+            try:
+                await self.set_controls(dict(self.camera.controls))
+            except (ValueError, TimeoutError) as exc:
+                self._on_event("camera.error", message=f"saved camera controls: {exc}")
 
     async def _stop_feed(self) -> None:
         feed, self._feed = self._feed, None

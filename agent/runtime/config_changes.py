@@ -17,6 +17,7 @@ from typing import Any, Final, Protocol
 
 from agent.config import Config, ConfigError, apply_patch, redacted, save_overrides
 from agent.config.check import check_files
+from agent.control.api import BadParamsError
 from agent.runtime.camera import CameraSupervisor
 from agent.runtime.daemon_thread import run_abandonable
 from agent.runtime.ice_servers import ice_servers_from
@@ -110,6 +111,27 @@ class ConfigChanges:
                 except (OSError, ValueError) as exc:
                     logger.warning("stream change applied but not saved: %s", exc)
             return target.stream_info()
+
+    async def set_controls(self, values: dict[str, Any]) -> dict[str, Any]:
+        """camera.set: apply live, then save, so the camera starts with them next time."""
+        target = self._target
+        async with self._lock:
+            try:
+                applied = await target.camera.set_controls(values)
+            except ValueError as exc:
+                raise BadParamsError(f"params.{exc}") from None
+            controls = {**dict(target.config.camera.controls), **applied}
+            camera = replace(target.config.camera, controls=tuple(controls.items()))
+            target.config_applied(replace(target.config, camera=camera))
+            target.camera.camera = camera
+            try:
+                await asyncio.to_thread(
+                    save_overrides, self._state_dir, {"camera": {"controls": controls}}
+                )
+            except (OSError, ValueError) as exc:
+                logger.warning("camera controls applied but not saved: %s", exc)
+        target._event("camera.controls", values=applied)
+        return applied
 
     async def apply(self, patch: dict[str, Any]) -> dict[str, Any]:
         """Validate, apply what can be applied live, and only then save."""

@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         from agent.config.check import run_check
+        from agent.runtime.camera import probe_camera
 
-        return run_check(args.config)
+        return run_check(args.config, probe_camera)
 
     if args.command == "run":
         from agent.config import ConfigError

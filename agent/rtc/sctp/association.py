@@ -34,7 +34,8 @@ from agent.rtc.sctp.datapath import DataPath, StopProcessing
 from agent.rtc.sctp.events import AssociationEvent, Closed, Connected
 from agent.rtc.sctp.handshake import build_init, build_init_ack, cookie_from_init_ack
 from agent.rtc.sctp.inbound import InboundTsns
-from agent.rtc.sctp.outbound import Outbound, OutboundMessage
+from agent.rtc.sctp.message import OutboundMessage
+from agent.rtc.sctp.outbound import Outbound
 from agent.rtc.sctp.packet import Packet
 from agent.rtc.sctp.params import (
     CAUSE_PROTOCOL_VIOLATION,

@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from agent.rtc.sctp.data_chunks import DATA_HEADER_SIZE, Data, ForwardTsn, Sack
+from agent.rtc.sctp.message import OutboundMessage
 from agent.rtc.sctp.retransmit import InFlight, RetransmitState
 from agent.rtc.sctp.tsn import ssn_add, tsn_add, tsn_gt
 
@@ -22,20 +23,6 @@ class SendBufferFull(ValueError):
 
 class ProtocolViolation(ValueError):
     """The peer acknowledged something impossible (a TSN never sent)."""
-
-
-@dataclass(slots=True)
-class OutboundMessage:
-    stream_id: int
-    ppid: int
-    data: bytes
-    ordered: bool
-    max_retransmits: int | None
-    expires_at: float | None
-    offset: int = 0
-    ssn: int = 0
-    tsns: list[int] = field(default_factory=list)
-    abandoned: bool = False
 
 
 @dataclass(slots=True)

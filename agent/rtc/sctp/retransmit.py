@@ -4,14 +4,11 @@ FORWARD TSN ack point (RFC 9260 6.2-7.2, RFC 3758 3.5)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from agent.rtc.sctp.data_chunks import DATA_HEADER_SIZE, Data, ForwardTsn, Sack
+from agent.rtc.sctp.message import OutboundMessage
 from agent.rtc.sctp.rto import RtoEstimator
 from agent.rtc.sctp.tsn import tsn_add, tsn_gt
-
-if TYPE_CHECKING:
-    from agent.rtc.sctp.outbound import OutboundMessage
 
 FAST_RETRANSMIT_MISSES = 3
 
