@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from agent.media.fanout import FanOut
 from agent.net.driver import PeerDriver
 from agent.net.ice import IceServers, IceTransport, usable_host_addresses
+from agent.net.inbound import InboundCounters
 from agent.rtc.certificate import Certificate
 from agent.rtc.dtls import DtlsRole, SrtpProfile
 from agent.rtc.h264 import Sps
@@ -258,6 +259,10 @@ class SessionManager:
             for (c, s), e in self._sessions.items()
             if e.driver is not None
         ]
+
+    def inbound(self) -> list[tuple[str, str, InboundCounters]]:
+        """Per session: the datagrams its UDP ports refused or dropped (for telemetry)."""
+        return [(c, s, e.ice.counters) for (c, s), e in self._sessions.items()]
 
     # --- internals -----------------------------------------------------------------------
 
