@@ -167,3 +167,33 @@ async def test_a_flood_at_sessions_in_ice_and_connected_holds_no_memory(
             await healthy.wait_frames(frames + 5)
         finally:
             await viewer.close()
+
+
+# --- viewer slots (break 4) -------------------------------------------------------------
+
+
+async def test_one_client_cannot_take_every_viewer_slot(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with (
+        healthy_viewer(broker),
+        RpcClient(broker, "viewer-greedy") as greedy,
+        RpcClient(broker, "viewer-3") as other,
+    ):
+        viewers = [AiortcViewer() for _ in range(5)]
+        try:
+            replies = [
+                await greedy.request("webrtc.offer", {"session": f"g{i}", "sdp": await v.offer()})
+                for i, v in enumerate(viewers)  # offers it never applies: abandoned in ICE
+            ]
+            assert ["result" in r for r in replies] == [True, True, False, False, False]
+            for refused in replies[2:]:
+                assert refused["error"]["code"] == -32002
+                assert "per-client limit" in refused["error"]["message"]
+            # Others still get in.
+            late = await watch_timed(other, "late")
+            await late.wait_frames(5)
+            await late.close()
+        finally:
+            for viewer in viewers:
+                await viewer.close()
