@@ -59,7 +59,7 @@ class BusyError(Exception):
     """No session for this offer; ``reason`` says which limit: "client_limit" (this
     client's share), "viewer_limit" (the device's max_viewers) or "shutting_down"."""
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: str = "viewer_limit") -> None:
         super().__init__(message)
         self.reason = reason
 

@@ -107,8 +107,9 @@ async def soak(cycles: int, abandoned: int, progress: bool = False) -> SoakResul
     async with running_stack(max_viewers=16) as stack:
         for index in range(WARMUP_CYCLES):
             await join_and_leave(stack, viewer_hangs_up=index % 2 == 0)
-        await abandon(stack, in_dtls=False)
-        await abandon(stack, in_dtls=True)
+        # One batch at full concurrency too: RSS first climbs to its high-water mark there.
+        warmup_batch = [abandon(stack, in_dtls=i % 2 == 1) for i in range(ABANDON_BATCH)]
+        await asyncio.gather(*warmup_batch, join_and_leave(stack, True))
         baseline = Sample.take()
         samples = [baseline]
         batches = [
