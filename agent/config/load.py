@@ -249,6 +249,9 @@ def _read_webrtc(t: Table) -> WebrtcConfig:
     limit.done()
     config = WebrtcConfig(
         max_viewers=t.value("max_viewers", WebrtcConfig.max_viewers, integer(1, 64)),
+        max_sessions_per_client=t.value(
+            "max_sessions_per_client", WebrtcConfig.max_sessions_per_client, integer(1, 64)
+        ),
         ice_addresses=t.value("ice_addresses", _NO_STRINGS, strings(_ip_address)),
         ice_servers=tuple(servers),
         dtls_role=t.value("dtls_role", WebrtcConfig.dtls_role, choice(DtlsRole)),

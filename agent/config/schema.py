@@ -131,6 +131,7 @@ class WebrtcConfig:
     """``[webrtc]``: viewer limit, ICE and DTLS settings."""
 
     max_viewers: int = 8
+    max_sessions_per_client: int = 2  # so one client cannot hold every viewer slot
     ice_addresses: tuple[str, ...] = ()
     ice_servers: tuple[IceServer, ...] = ()
     dtls_role: DtlsRole = DtlsRole.ACTIVE

@@ -15,13 +15,24 @@ import time
 from collections.abc import Callable, Sequence
 
 from agent.net.ice import IceTransport
-from agent.rtc.peer import PeerClosed, PeerEvent, PeerFailed, PeerSession, PeerState
+from agent.rtc.peer import (
+    PeerClosed,
+    PeerConnected,
+    PeerEvent,
+    PeerFailed,
+    PeerSession,
+    PeerState,
+)
 
 logger = logging.getLogger(__name__)
 
-# From the answer to a working candidate pair (gathering included); browsers give up
-# after about 30 s as well.
-ICE_CONNECT_TIMEOUT = 30.0
+# A session that never gets going holds a viewer slot and sockets: bound both stages.
+# From the answer to a working candidate pair (gathering, up to 5 s of it, included): a
+# browser on a working path takes well under a second, a relayed one a few.
+ICE_CONNECT_TIMEOUT = 10.0
+# From the nominated pair to DTLS done (fingerprint checked, SRTP keys): a few round trips,
+# with a retransmission or two on a lossy path. The DTLS layer's own bound is longer.
+DTLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 class PeerDriver:
@@ -46,6 +57,7 @@ class PeerDriver:
         self._send_now: Callable[[bytes], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ended = False
+        self._dtls_deadline: asyncio.TimerHandle | None = None
 
     @staticmethod
     def wallclock_offset() -> float:
@@ -74,6 +86,7 @@ class PeerDriver:
         if self._send_now is None:  # connect() returned, so a pair is nominated
             self._end(PeerFailed("ice connected without a nominated pair"))
             return
+        self._dtls_deadline = self._loop.call_later(DTLS_HANDSHAKE_TIMEOUT, self._dtls_timed_out)
         self.peer.start(self._loop.time())
         self._after_input()
         while not self._ended:
@@ -113,6 +126,9 @@ class PeerDriver:
         self._arm_timer()
 
     def _dispatch(self, event: PeerEvent) -> None:
+        if isinstance(event, PeerConnected) and self._dtls_deadline is not None:
+            self._dtls_deadline.cancel()
+            self._dtls_deadline = None
         try:
             self._on_event(event)
         except Exception:
@@ -153,6 +169,12 @@ class PeerDriver:
         self.peer.handle_timer(self._loop.time())
         self._after_input()
 
+    def _dtls_timed_out(self) -> None:
+        self._dtls_deadline = None
+        self._end(
+            PeerFailed(f"dtls timeout: no handshake within {DTLS_HANDSHAKE_TIMEOUT:g} s of ICE")
+        )
+
     def _end(self, event: PeerFailed | PeerClosed) -> None:
         if self._ended:
             return
@@ -164,6 +186,9 @@ class PeerDriver:
         self._dispatch(event)
 
     async def _stop(self) -> None:
+        if self._dtls_deadline is not None:
+            self._dtls_deadline.cancel()
+            self._dtls_deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 
 class BusyError(Exception):
-    """No room for another viewer: the device's or this client's session limit."""
+    """No session for this offer; ``reason`` says which limit: "client_limit" (this
+    client's share), "viewer_limit" (the device's max_viewers) or "shutting_down"."""
+
+    def __init__(self, message: str, reason: str = "viewer_limit") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def data(self) -> dict[str, str]:
+        """The -32002 error's data (PROTOCOL.md additions A2)."""
+        return {"reason": self.reason}
 
 
 class UnknownSessionError(Exception):

@@ -22,6 +22,8 @@ import aioice
 from aioice import ice as aioice_ice
 from aioice.candidate import candidate_foundation, candidate_priority
 
+from agent.net.inbound import GuardedStunProtocol, InboundCounters, InboundGate
+
 logger = logging.getLogger(__name__)
 
 # How long server-reflexive and relayed candidates may take (aioice's own default).
@@ -65,6 +67,13 @@ class _TricklingConnection(aioice.Connection):
         on_candidate: CandidateCallback,
     ) -> None:
         super().__init__(ice_controlling=False, components=1)
+        self.gate = InboundGate(
+            name=f"ice {self.local_username}",
+            nominated=lambda: self._nominated.get(1),
+            valid_username=self._valid_username,
+        )
+        # Bounded, and fed only by the gate (aioice's own is unbounded and open to anyone).
+        self._queue = self.gate.queue
         self._edgecam_addresses = addresses
         self._edgecam_servers = servers
         self._edgecam_on_candidate = on_candidate
@@ -79,7 +88,7 @@ class _TricklingConnection(aioice.Connection):
         for address in self._edgecam_addresses:
             try:
                 transport, protocol = await loop.create_datagram_endpoint(
-                    lambda: aioice_ice.StunProtocol(self), local_addr=(address, 0)
+                    self._new_protocol, local_addr=(address, 0)
                 )
             except OSError as exc:
                 logger.warning("ice: cannot bind %s: %s", address, exc)
@@ -103,11 +112,11 @@ class _TricklingConnection(aioice.Connection):
 
         tasks: list[asyncio.Task[tuple[aioice.Candidate, aioice_ice.StunProtocol | None]]] = []
         for stun_server in self._edgecam_servers.stun:
-            for protocol in host_protocols:
-                if ipaddress.ip_address(protocol.local_candidate.host).version == 4:
+            for host_protocol in host_protocols:
+                if ipaddress.ip_address(host_protocol.local_candidate.host).version == 4:
                     tasks.append(
                         asyncio.create_task(
-                            aioice_ice.server_reflexive_candidate(protocol, stun_server)
+                            aioice_ice.server_reflexive_candidate(host_protocol, stun_server)
                         )
                     )
         for turn in self._edgecam_servers.turn:
@@ -116,7 +125,7 @@ class _TricklingConnection(aioice.Connection):
                     aioice_ice.relayed_candidate(
                         component=1,
                         hide_related_address=False,
-                        protocol_factory=lambda: aioice_ice.StunProtocol(self),
+                        protocol_factory=self._new_protocol,
                         turn_server=(turn.host, turn.port),
                         turn_username=turn.username,
                         turn_password=turn.password,
@@ -154,6 +163,20 @@ class _TricklingConnection(aioice.Connection):
                     await outcome[1].close()
         self._local_candidates_end = True
         self._edgecam_on_candidate(None)
+
+    def _new_protocol(self) -> GuardedStunProtocol:
+        return GuardedStunProtocol(self, self.gate)
+
+    async def recv(self) -> bytes:
+        # What the viewer sent while its check was being nominated goes first.
+        self.gate.release_early()
+        data: bytes = await super().recv()
+        return data
+
+    def data_received(self, data: bytes, component: int) -> None:
+        # Only aioice's unguarded protocol calls this, and this connection has none; were
+        # one to appear, its datagrams carry no source address to check: refuse them.
+        self.gate.counters.foreign += 1
 
     def _add_gathered(
         self, candidate: aioice.Candidate, relay_protocol: aioice_ice.StunProtocol | None
@@ -202,6 +225,11 @@ class IceTransport:
     @property
     def local_username(self) -> str:
         return str(self._conn.local_username)
+
+    @property
+    def counters(self) -> InboundCounters:
+        """What this session's ports refused or dropped (see agent/net/inbound.py)."""
+        return self._conn.gate.counters
 
     @property
     def local_password(self) -> str:
@@ -269,7 +297,7 @@ class IceTransport:
         the channel binding itself. None before a pair is nominated.
         """
         pair = self._conn._nominated.get(1)
-        if pair is None or type(pair.protocol) is not aioice_ice.StunProtocol:
+        if pair is None or not isinstance(pair.protocol, aioice_ice.StunProtocol):
             return None
         transport = pair.protocol.transport
         addr = pair.remote_addr
@@ -290,3 +318,4 @@ class IceTransport:
             # Let gathering release what it allocated before the connection closes the rest.
             await asyncio.gather(task, return_exceptions=True)
         await self._conn.close()
+        self._conn.gate.close()

@@ -19,6 +19,7 @@ from agent.media.fanout import FanOut
 from agent.net.driver import PeerDriver
 from agent.net.errors import BusyError, CameraUnavailableError, UnknownSessionError
 from agent.net.ice import IceServers, IceTransport, usable_host_addresses
+from agent.net.inbound import InboundCounters
 from agent.rtc.certificate import Certificate
 from agent.rtc.dtls import DtlsRole, SrtpProfile
 from agent.rtc.h264 import Sps
@@ -48,6 +49,11 @@ MAX_REMOTE_CANDIDATES = 64
 # How long an offer waits for the camera's first keyframe (the stream's SPS says which H.264
 # profile to answer with).
 STREAM_WAIT = 10.0
+
+
+# Sessions one client may hold at once (offers being answered included): without a share,
+# one client abandoning offers faster than they time out held every viewer slot.
+DEFAULT_MAX_SESSIONS_PER_CLIENT = 2
 
 
 StateCallback = Callable[[str, str, str, "str | None"], None]  # client, session, state, reason
@@ -90,6 +96,7 @@ class SessionManager:
         dtls_setup: str | None = "active",
         srtp_profiles: list[SrtpProfile] | None = None,
         accept_datachannel: bool = False,
+        max_sessions_per_client: int = DEFAULT_MAX_SESSIONS_PER_CLIENT,
     ) -> None:
         self.fanout = fanout
         self._certificate = certificate
@@ -97,6 +104,7 @@ class SessionManager:
         self._ice_addresses = ice_addresses
         self._ice_servers = ice_servers
         self.max_viewers = max_viewers
+        self.max_sessions_per_client = max_sessions_per_client
         self._on_state = on_state
         self._on_candidate = on_candidate
         self._dtls_setup = dtls_setup
@@ -121,10 +129,7 @@ class SessionManager:
         # await comes before the checks below, so nothing slips in between check and entry.
         while key in self._sessions:
             await self.close(client, session, "replaced by a new offer")
-        if self.closing:
-            raise BusyError("device shutting down")
-        if len(self._sessions) >= self.max_viewers:
-            raise BusyError(f"viewer limit reached ({self.max_viewers})")
+        self._check_limits(client)
 
         ice = IceTransport(
             addresses=self._ice_addresses or usable_host_addresses(),
@@ -248,7 +253,26 @@ class SessionManager:
             if e.driver is not None
         ]
 
+    def inbound(self) -> list[tuple[str, str, InboundCounters]]:
+        """Per session: the datagrams its UDP ports refused or dropped (for telemetry)."""
+        return [(c, s, e.ice.counters) for (c, s), e in self._sessions.items()]
+
     # --- internals -----------------------------------------------------------------------
+
+    def _check_limits(self, client: str) -> None:
+        if self.closing:
+            raise BusyError("busy: device shutting down", "shutting_down")
+        own = sum(1 for owner, _ in self._sessions if owner == client)
+        if own >= self.max_sessions_per_client:
+            raise BusyError(
+                f"busy: per-client limit reached ({own} sessions open for this client, at most"
+                f" {self.max_sessions_per_client}): close one first",
+                "client_limit",
+            )
+        if len(self._sessions) >= self.max_viewers:
+            raise BusyError(
+                f"busy: device viewer limit reached ({self.max_viewers} sessions)", "viewer_limit"
+            )
 
     async def _stream_profile(self) -> str:
         sps = self.fanout.sps

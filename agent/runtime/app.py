@@ -95,6 +95,7 @@ class Agent:
             ice_addresses=list(config.webrtc.ice_addresses),
             ice_servers=ice_servers_from(config.webrtc.ice_servers),
             max_viewers=config.webrtc.max_viewers,
+            max_sessions_per_client=config.webrtc.max_sessions_per_client,
             on_state=self._session_state,
             on_candidate=self._session_candidate,
             dtls_setup=_setup(config.webrtc.dtls_role),
@@ -240,6 +241,7 @@ class Agent:
         if new.logging.level != self.config.logging.level:
             logging.getLogger().setLevel(new.logging.level_number)
         self.sessions.max_viewers = new.webrtc.max_viewers
+        self.sessions.max_sessions_per_client = new.webrtc.max_sessions_per_client
         self.config = new
 
     def stream_changed(self) -> None:
@@ -269,6 +271,7 @@ class Agent:
         counters = dict(self.rpc.dropped)
         counters["replies_over_share"] = self.mqtt.dropped_over_share
         counters["log_lines_suppressed"] = self.dispatcher.log_lines_suppressed
+        counters["udp_refused"] = sum(c.total for _, _, c in self.sessions.inbound())
         return counters
 
     def _session_state(self, client: str, session: str, state: str, reason: str | None) -> None:

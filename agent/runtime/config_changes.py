@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 # Sections and webrtc keys that apply at once; every other key waits for the next start.
 LIVE_SECTIONS: Final = frozenset({"camera", "access", "telemetry", "logging"})
-LIVE_WEBRTC_KEYS: Final = frozenset({"max_viewers", "offer_rate_limit"})
+LIVE_WEBRTC_KEYS: Final = frozenset({"max_viewers", "max_sessions_per_client", "offer_rate_limit"})
 CHECK_TIMEOUT: Final = 5.0
 
 

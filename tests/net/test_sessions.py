@@ -178,3 +178,48 @@ async def test_offers_waiting_for_the_first_keyframe_still_respect_the_viewer_li
     finally:
         for viewer in viewers:
             await viewer.close()
+
+
+async def test_each_client_has_a_share_and_busy_says_which_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loopback_only_host_addresses(monkeypatch)
+    m = with_stream(manager(max_viewers=3, max_sessions_per_client=2))
+    viewers = [AiortcViewer() for _ in range(5)]
+    try:
+        offers = [await v.offer() for v in viewers]
+        await m.offer("greedy", "a", offers[0])
+        await m.offer("greedy", "b", offers[1])
+        with pytest.raises(BusyError, match="per-client limit") as client_limit:
+            await m.offer("greedy", "c", offers[2])
+        assert client_limit.value.reason == "client_limit"
+        await m.offer("greedy", "a", offers[2])  # replacing its own session is no new one
+        await m.offer("polite", "p", offers[3])
+        with pytest.raises(BusyError, match="device viewer limit") as viewer_limit:
+            await m.offer("second", "s", offers[4])
+        assert viewer_limit.value.reason == "viewer_limit"
+        assert m.count == 3
+        await m.close_all()
+    finally:
+        for viewer in viewers:
+            await viewer.close()
+
+
+async def test_a_session_whose_dtls_never_completes_fails_after_the_dtls_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A viewer that answers ICE checks (so consent holds) but never speaks DTLS.
+    loopback_only_host_addresses(monkeypatch)
+    monkeypatch.setattr(driver, "DTLS_HANDSHAKE_TIMEOUT", 0.5)
+    states = States()
+    m = with_stream(manager(states))
+    viewer = AiortcViewer()
+    dtls = viewer.pc.getTransceivers()[0].receiver.transport
+    monkeypatch.setattr(dtls, "start", lambda *a: asyncio.get_running_loop().create_future())
+    try:
+        await viewer.accept(await m.offer("viewer-1", "s", await viewer.offer()))
+        failed = await states.wait_for("failed")
+        assert failed[3].startswith("dtls timeout")
+        assert m.count == 0  # the viewer slot is free again
+    finally:
+        await viewer.close()
