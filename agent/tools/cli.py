@@ -1,4 +1,4 @@
-"""The `edgecam` command: run, check, demo."""
+"""The `edgecam` command: run, check, demo, bench, ctl."""
 
 from __future__ import annotations
 
@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("what", choices=["fanout"], help="what to measure")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
+
+    ctl = commands.add_parser(
+        "ctl",
+        help="control a fleet over MQTT: devices, call, snapshot, events, telemetry",
+        description="Fleet control over the MQTT contract (`edgecam ctl --help`).",
+        add_help=False,  # `edgecam ctl --help` is ctl's own, complete help
+    )
+    ctl.add_argument("args", nargs=argparse.REMAINDER, help="see `edgecam ctl --help`")
     return parser
 
 
@@ -76,6 +84,12 @@ def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ctl"]:
+        # argparse's REMAINDER would not take a leading `--help`: ctl parses its own.
+        from agent.tools import ctl
+
+        return ctl.main(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "check":
         from agent.config.check import run_check
@@ -111,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         from agent.tools import bench
 
         return bench.main(args.args)
+
+    if args.command == "ctl":
+        from agent.tools import ctl
+
+        return ctl.main(args.args)
 
     if args.command == "demo":
         from agent.tools.demo import DemoOptions, run_demo
