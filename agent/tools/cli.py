@@ -83,13 +83,16 @@ def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
     return 0
 
 
+def _ctl(argv: list[str]) -> int:
+    from agent.tools import ctl
+
+    return ctl.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["ctl"]:
-        # argparse's REMAINDER would not take a leading `--help`: ctl parses its own.
-        from agent.tools import ctl
-
-        return ctl.main(argv[1:])
+    if argv[:1] == ["ctl"]:  # argparse's REMAINDER would not pass on a leading `--help`
+        return _ctl(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "check":
         from agent.config.check import run_check
@@ -127,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench.main(args.args)
 
     if args.command == "ctl":
-        from agent.tools import ctl
-
-        return ctl.main(args.args)
+        return _ctl(args.args)
 
     if args.command == "demo":
         from agent.tools.demo import DemoOptions, run_demo
