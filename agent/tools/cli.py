@@ -129,9 +129,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench.main(args.args)
 
-    if args.command == "ctl":
-        return _ctl(args.args)
-
     if args.command == "demo":
         from agent.tools.demo import DemoOptions, run_demo
 
