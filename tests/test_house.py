@@ -70,6 +70,18 @@ FORBIDDEN = {
         "hw",
     ),
     "agent.runtime": ("agent.tools",),
+    # The fleet client speaks the public contract only, as an outside tool would.
+    "agent.client": (
+        "agent.rtc",
+        "agent.net",
+        "agent.media",
+        "agent.rpc",
+        "agent.control",
+        "agent.config",
+        "agent.runtime",
+        "agent.tools",
+        "hw",
+    ),
 }
 
 

@@ -46,6 +46,7 @@ from agent.config.schema import (
     Config,
     DeviceConfig,
     DtlsRole,
+    HomeAssistantConfig,
     IceServer,
     LoggingConfig,
     LogLevel,
@@ -270,6 +271,19 @@ def _read_access(t: Table) -> AccessConfig:
     return config
 
 
+def _read_homeassistant(t: Table) -> HomeAssistantConfig:
+    d = HomeAssistantConfig
+    config = HomeAssistantConfig(
+        enabled=t.value("enabled", d.enabled, boolean),
+        discovery_prefix=t.value("discovery_prefix", d.discovery_prefix, _topic_prefix),
+        client_id=t.value("client_id", d.client_id, _client_id),
+        snapshot_interval=t.value("snapshot_interval", d.snapshot_interval, number(0, 86400)),
+        snapshot_quality=t.value("snapshot_quality", d.snapshot_quality, integer(1, 100)),
+    )
+    t.done()
+    return config
+
+
 def _build(raw: Mapping[str, Any]) -> tuple[Config, list[Problem]]:
     problems: list[Problem] = []
     top = Table(raw, (), problems)
@@ -285,6 +299,7 @@ def _build(raw: Mapping[str, Any]) -> tuple[Config, list[Problem]]:
             telemetry.value("interval", TelemetryConfig.interval, number(1, 86400))
         ),
         logging=LoggingConfig(log.value("level", LoggingConfig.level, choice(LogLevel))),
+        homeassistant=_read_homeassistant(top.table("homeassistant")),
     )
     telemetry.done()
     log.done()

@@ -166,6 +166,23 @@ class TelemetryConfig:
 
 
 @dataclass(frozen=True)
+class HomeAssistantConfig:
+    """``[homeassistant]``: MQTT discovery for Home Assistant (off unless enabled).
+
+    `client_id` is the MQTT client id Home Assistant connects with: its button and number
+    publish JSON-RPC notifications on ``P/D/rpc/<client_id>``, so `[access]` must give it
+    the operator role for the bitrate. `snapshot_interval` 0 publishes pictures only when
+    the entity's "Snapshot" button asks.
+    """
+
+    enabled: bool = False
+    discovery_prefix: str = "homeassistant"
+    client_id: str = "homeassistant"
+    snapshot_interval: float = 0.0
+    snapshot_quality: int = 80
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """``[logging]``: the root log level."""
 
@@ -187,6 +204,7 @@ class Config:
     access: AccessConfig = field(default_factory=AccessConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
 
 
 def _to_raw(obj: object) -> Any:

@@ -32,6 +32,7 @@ from agent.rpc.wire import notification
 from agent.rtc.certificate import Certificate
 from agent.runtime.camera import CameraSupervisor
 from agent.runtime.config_changes import ConfigChanges
+from agent.runtime.homeassistant import HomeAssistantPublisher
 from agent.runtime.ice_servers import ice_servers_from
 from agent.runtime.known_good import mark_healthy
 from agent.runtime.systemd import sd_notify, watchdog_loop
@@ -114,6 +115,14 @@ class Agent:
             clock=self._loop.time,
             on_handled=self.publish_status,
         )
+        self.homeassistant = (
+            HomeAssistantPublisher(
+                config.homeassistant, self.topics, self.mqtt, self.snapshot, __version__,
+                self._loop.time,
+            )
+            if config.homeassistant.enabled
+            else None
+        )  # fmt: skip
         self.telemetry = Telemetry(
             self.sessions, self.fanout, self.started_at, self._loop.time, self._counters
         )
@@ -123,6 +132,9 @@ class Agent:
     async def start(self) -> None:
         await self.camera.start()
         self.mqtt.subscribe(self.topics.rpc_subscription, qos=1)
+        if self.homeassistant is not None:
+            self.homeassistant.subscribe()
+            self._spawn(self.homeassistant.run())
         await self.mqtt.start()
         self._spawn(self._telemetry_loop())
         self._spawn(watchdog_loop())
@@ -255,6 +267,8 @@ class Agent:
 
     async def _on_connect(self) -> None:
         self.publish_status(force=True)
+        if self.homeassistant is not None:
+            self.homeassistant.publish_discovery()
         if self._reverted is not None:
             self._event("config.reverted", reason=self._reverted)
             self._reverted = None
@@ -262,6 +276,9 @@ class Agent:
         await asyncio.to_thread(mark_healthy, self._state_dir)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
+        if self.homeassistant is not None and self.homeassistant.handles(topic):
+            self.homeassistant.on_request()
+            return
         self.rpc.on_message(topic, payload)
 
     def _role_for(self, client: str) -> Role | None:

@@ -1,4 +1,4 @@
-"""The `edgecam` command: run, check, demo."""
+"""The `edgecam` command: run, check, demo, bench, ctl."""
 
 from __future__ import annotations
 
@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("what", choices=["fanout"], help="what to measure")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
+
+    ctl = commands.add_parser(
+        "ctl",
+        help="control a fleet over MQTT: devices, call, snapshot, events, telemetry",
+        description="Fleet control over the MQTT contract (`edgecam ctl --help`).",
+        add_help=False,  # `edgecam ctl --help` is ctl's own, complete help
+    )
+    ctl.add_argument("args", nargs=argparse.REMAINDER, help="see `edgecam ctl --help`")
     return parser
 
 
@@ -75,7 +83,16 @@ def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
     return 0
 
 
+def _ctl(argv: list[str]) -> int:
+    from agent.tools import ctl
+
+    return ctl.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ctl"]:  # argparse's REMAINDER would not pass on a leading `--help`
+        return _ctl(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "check":
         from agent.config.check import run_check
