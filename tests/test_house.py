@@ -67,7 +67,12 @@ FORBIDDEN = {
         "agent.control",
         "agent.runtime",
         "agent.tools",
-        "hw",
+        # hw.kinds, hw.source and hw.controls only: names and enums, no backend loaded.
+        "hw.open",
+        "hw.filesrc",
+        "hw.testsrc",
+        "hw.picamera2src",
+        "hw.v4l2src",
     ),
     "agent.runtime": ("agent.tools",),
     # The fleet client speaks the public contract only, as an outside tool would.
