@@ -17,6 +17,7 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import aioice
 from aioice import ice as aioice_ice
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 # How long server-reflexive and relayed candidates may take (aioice's own default).
 GATHER_TIMEOUT = 5.0
+_GatherTask: TypeAlias = "asyncio.Task[tuple[aioice.Candidate, aioice_ice.StunProtocol | None]]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,14 @@ class _TricklingConnection(aioice.Connection):
         if self._local_candidates_start:
             return
         self._local_candidates_start = True
+        host_protocols = await self._bind_hosts()
+        self.host_gathered.set()
+        await self._gather_from_servers(self._server_tasks(host_protocols))
+        self._local_candidates_end = True
+        self._edgecam_on_candidate(None)
+
+    async def _bind_hosts(self) -> list[aioice_ice.StunProtocol]:
+        """One UDP socket per configured address, each a host candidate at once."""
         loop = asyncio.get_running_loop()
         host_protocols: list[aioice_ice.StunProtocol] = []
         for address in self._edgecam_addresses:
@@ -108,19 +118,21 @@ class _TricklingConnection(aioice.Connection):
             )
             host_protocols.append(protocol)
             self._add_local(protocol.local_candidate, protocol)
-        self.host_gathered.set()
+        return host_protocols
 
-        tasks: list[asyncio.Task[tuple[aioice.Candidate, aioice_ice.StunProtocol | None]]] = []
+    def _server_tasks(self, host_protocols: list[aioice_ice.StunProtocol]) -> set[_GatherTask]:
+        """A server-reflexive query per STUN server and IPv4 socket, an allocation per TURN."""
+        tasks: set[_GatherTask] = set()
         for stun_server in self._edgecam_servers.stun:
             for host_protocol in host_protocols:
                 if ipaddress.ip_address(host_protocol.local_candidate.host).version == 4:
-                    tasks.append(
+                    tasks.add(
                         asyncio.create_task(
                             aioice_ice.server_reflexive_candidate(host_protocol, stun_server)
                         )
                     )
         for turn in self._edgecam_servers.turn:
-            tasks.append(
+            tasks.add(
                 asyncio.create_task(
                     aioice_ice.relayed_candidate(
                         component=1,
@@ -134,9 +146,11 @@ class _TricklingConnection(aioice.Connection):
                     )
                 )
             )
-        # Trickle each candidate as soon as its server answers, not when the slowest does.
-        pending: set[asyncio.Task[tuple[aioice.Candidate, aioice_ice.StunProtocol | None]]]
-        pending = set(tasks)
+        return tasks
+
+    async def _gather_from_servers(self, pending: set[_GatherTask]) -> None:
+        """Trickle each candidate as soon as its server answers, not when the slowest does."""
+        loop = asyncio.get_running_loop()
         deadline = loop.time() + GATHER_TIMEOUT
         try:
             while pending:
@@ -161,8 +175,6 @@ class _TricklingConnection(aioice.Connection):
             for outcome in await asyncio.gather(*pending, return_exceptions=True):
                 if isinstance(outcome, tuple) and outcome[1] is not None:
                     await outcome[1].close()
-        self._local_candidates_end = True
-        self._edgecam_on_candidate(None)
 
     def _new_protocol(self) -> GuardedStunProtocol:
         return GuardedStunProtocol(self, self.gate)

@@ -101,6 +101,33 @@ def _skip_scaling_list(reader: _BitReader, size: int) -> None:
         last = nxt or last
 
 
+def _high_profile_part(r: _BitReader) -> tuple[int, bool, int, int]:
+    """chroma_format_idc, separate_colour_plane, luma and chroma bit depths (the fields
+    only High-family profiles carry), skipping their scaling matrices."""
+    chroma_format_idc = r.ue(3)
+    separate_planes = r.flag() if chroma_format_idc == 3 else False
+    depth_luma = 8 + r.ue(6)
+    depth_chroma = 8 + r.ue(6)
+    r.flag()  # qpprime_y_zero_transform_bypass_flag
+    if r.flag():  # seq_scaling_matrix_present_flag
+        for i in range(8 if chroma_format_idc != 3 else 12):
+            if r.flag():
+                _skip_scaling_list(r, 16 if i < 6 else 64)
+    return chroma_format_idc, separate_planes, depth_luma, depth_chroma
+
+
+def _skip_picture_order_count(r: _BitReader) -> None:
+    poc_type = r.ue(2)
+    if poc_type == 0:
+        r.ue(12)  # log2_max_pic_order_cnt_lsb_minus4
+    elif poc_type == 1:
+        r.flag()  # delta_pic_order_always_zero_flag
+        r.se(2**31 - 1)  # offset_for_non_ref_pic
+        r.se(2**31 - 1)  # offset_for_top_to_bottom_field
+        for _ in range(r.ue(255)):
+            r.se(2**31 - 1)  # offset_for_ref_frame
+
+
 @dataclass(frozen=True, slots=True)
 class Sps:
     """The parts of a sequence parameter set (H.264 7.3.2.1.1) that signalling needs.
@@ -137,26 +164,9 @@ class Sps:
         sps_id = r.ue(31)
         chroma_format_idc, separate_planes, depth_luma, depth_chroma = 1, False, 8, 8
         if profile_idc in _HIGH_PROFILES:
-            chroma_format_idc = r.ue(3)
-            if chroma_format_idc == 3:
-                separate_planes = r.flag()
-            depth_luma = 8 + r.ue(6)
-            depth_chroma = 8 + r.ue(6)
-            r.flag()  # qpprime_y_zero_transform_bypass_flag
-            if r.flag():  # seq_scaling_matrix_present_flag
-                for i in range(8 if chroma_format_idc != 3 else 12):
-                    if r.flag():
-                        _skip_scaling_list(r, 16 if i < 6 else 64)
+            chroma_format_idc, separate_planes, depth_luma, depth_chroma = _high_profile_part(r)
         r.ue(12)  # log2_max_frame_num_minus4
-        poc_type = r.ue(2)
-        if poc_type == 0:
-            r.ue(12)  # log2_max_pic_order_cnt_lsb_minus4
-        elif poc_type == 1:
-            r.flag()  # delta_pic_order_always_zero_flag
-            r.se(2**31 - 1)  # offset_for_non_ref_pic
-            r.se(2**31 - 1)  # offset_for_top_to_bottom_field
-            for _ in range(r.ue(255)):
-                r.se(2**31 - 1)  # offset_for_ref_frame
+        _skip_picture_order_count(r)
         r.ue(16)  # max_num_ref_frames
         r.flag()  # gaps_in_frame_num_value_allowed_flag
         width_mbs = r.ue(_MAX_FRAME_MBS) + 1
@@ -206,6 +216,29 @@ def _check_max_payload(max_payload: int) -> None:
         raise ValueError(f"max_payload {max_payload} outside 3..{_MAX_PAYLOAD_LIMIT}")
 
 
+def _fragment(nal: memoryview, max_payload: int, out: list[bytes]) -> None:
+    """FU-A fragments of one NAL unit larger than a packet, appended to ``out``.
+
+    Fragments differ by at most a byte, rather than full ones plus a runt: the same packet
+    count, and steadier packet sizes for pacing.
+    """
+    size, header = len(nal), nal[0]
+    body = nal[1:]
+    count = -(-(size - 1) // (max_payload - 2))
+    chunk, longer = divmod(size - 1, count)
+    indicator = (header & 0xE0) | NalType.FU_A
+    offset = 0
+    for i in range(count):
+        end = offset + chunk + (1 if i < longer else 0)
+        fu_header = header & 0x1F
+        if i == 0:
+            fu_header |= 0x80
+        if i == count - 1:
+            fu_header |= 0x40
+        out.append(bytes((indicator, fu_header)) + body[offset:end])
+        offset = end
+
+
 def _packetize_views(nals: Sequence[memoryview], max_payload: int) -> list[bytes]:
     out: list[bytes] = []
     group: list[memoryview] = []
@@ -242,22 +275,7 @@ def _packetize_views(nals: Sequence[memoryview], max_payload: int) -> list[bytes
         if size > max_payload:
             flush()
             group_size = 1
-            # Fragments differ by at most a byte, rather than full ones plus a runt: the same
-            # packet count, and steadier packet sizes for pacing.
-            body = nal[1:]
-            count = -(-(size - 1) // (max_payload - 2))
-            chunk, longer = divmod(size - 1, count)
-            indicator = (header & 0xE0) | NalType.FU_A
-            offset = 0
-            for i in range(count):
-                end = offset + chunk + (1 if i < longer else 0)
-                fu_header = nal_type
-                if i == 0:
-                    fu_header |= 0x80
-                if i == count - 1:
-                    fu_header |= 0x40
-                out.append(bytes((indicator, fu_header)) + body[offset:end])
-                offset = end
+            _fragment(nal, max_payload, out)
         elif group and group_size + 2 + size <= max_payload:
             group.append(nal)
             group_size += 2 + size
