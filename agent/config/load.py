@@ -201,6 +201,8 @@ def _read_camera(t: Table) -> CameraConfig:
         profile=t.value("profile", CameraConfig.profile, choice(H264Profile)),
         iperiod=t.value("iperiod", CameraConfig.iperiod, integer(0, 3600)),
         controls=_read_controls(t.table("controls")),
+        on_demand=t.value("on_demand", CameraConfig.on_demand, boolean),
+        idle_timeout=t.value("idle_timeout", CameraConfig.idle_timeout, number(1, 86400)),
     )
     t.done()
     return config

@@ -103,6 +103,10 @@ class CameraConfig:
     iperiod: int = 0  # frames between IDRs; 0: two seconds' worth
     # ``[camera.controls]``: brightness, exposure, ... set by camera.set, applied at start.
     controls: tuple[tuple[str, ControlValue], ...] = ()
+    # On demand: stop the camera after idle_timeout seconds with no viewer, start it again at
+    # the next offer (the answer waits for its first keyframe). Off: warm, instant start.
+    on_demand: bool = False
+    idle_timeout: float = 30.0
 
 
 @dataclass(frozen=True)

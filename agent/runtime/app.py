@@ -44,6 +44,7 @@ from agent.signaling.topics import Topics
 logger = logging.getLogger(__name__)
 
 CERTIFICATE_FILE = "dtls-certificate.pem"
+SNAPSHOT_WAKE_WAIT = 10.0  # a resting camera's first keyframe, for camera.snapshot
 
 
 def offer_limiter(config: Config) -> PerKeyLimiter:
@@ -139,6 +140,7 @@ class Agent:
         self._spawn(self._telemetry_loop())
         self._spawn(watchdog_loop())
         self._spawn(self.camera.watch())
+        self._spawn(self.camera.rest_when_idle(lambda: self.sessions.count, self._loop.time))
         sd_notify("READY=1")
         logger.info(
             "edgecam %s: device %s, camera %s %dx%d@%g, broker %s",
@@ -200,7 +202,18 @@ class Agent:
     def config_redacted(self) -> dict[str, Any]:
         return self.changes.redacted()
 
+    async def _camera_awake(self) -> None:
+        """With camera.on_demand, the camera may be resting: start it for this request."""
+        if self.camera.resting:
+            await self.camera.wake()  # StreamChangeError: -32006
+
     async def snapshot(self, quality: int) -> tuple[bytes, int, int]:
+        if self.camera.resting:
+            await self._camera_awake()
+            try:
+                await asyncio.wait_for(self.fanout.stream_ready.wait(), SNAPSHOT_WAKE_WAIT)
+            except TimeoutError:
+                raise StreamChangeError("the camera gave no picture after waking") from None
         source = self.camera.source
         if source is not None:
             # A camera with stills of its own (picamera2) gives one without decoding H.264.
@@ -225,6 +238,7 @@ class Agent:
                 servers = ice_servers_from(ice_servers)
             except ValueError as exc:
                 raise BadParamsError(f"params.ice_servers: {exc}") from None
+        await self._camera_awake()  # the answer then waits for its first keyframe
         return await self.sessions.offer(client, session, sdp, ice_servers=servers)
 
     async def add_candidate(
@@ -239,9 +253,11 @@ class Agent:
         return self.sessions.rows()
 
     async def camera_controls(self) -> dict[str, dict[str, Any]]:
+        await self._camera_awake()
         return {name: info.to_json() for name, info in (await self.camera.controls()).items()}
 
     async def set_camera_controls(self, values: dict[str, Any]) -> dict[str, Any]:
+        await self._camera_awake()
         return await self.changes.set_controls(values)
 
     # --- what config changes and the camera call back into ---------------------------------

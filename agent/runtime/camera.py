@@ -90,6 +90,7 @@ class CameraSupervisor:
         self._failed = asyncio.Event()  # the source reported a failure of its own
         self.stalled = False
         self.restarts = 0
+        self.resting = False  # stopped on purpose (on demand, no viewer)
 
     @property
     def source(self) -> VideoSource | None:
@@ -108,12 +109,46 @@ class CameraSupervisor:
         except StreamChangeError as exc:
             self._report_failure(str(exc))
 
+    async def rest(self) -> None:
+        """Stop the camera on purpose (no viewer, on demand); ``wake`` starts it again."""
+        async with self._lock:
+            if self.resting:
+                return
+            await self._stop_feed()
+            self._fanout.new_stream()
+            self.resting = True
+        logger.info("camera: resting (no viewer for %.0f s)", self.camera.idle_timeout)
+
+    async def wake(self) -> None:
+        """Start a resting camera; StreamChangeError when it cannot be opened."""
+        async with self._lock:
+            if not self.resting:
+                return
+            await self._start(await open_camera(self.camera))
+            self.resting = False
+        logger.info("camera: awake for a viewer")
+
+    async def rest_when_idle(self, viewers: Callable[[], int], clock: Callable[[], float]) -> None:
+        """Forever, with ``camera.on_demand``: rest the camera once nobody has watched for
+        ``camera.idle_timeout`` seconds."""
+        last_watched = clock()
+        while True:
+            await asyncio.sleep(min(1.0, self.camera.idle_timeout / 4))
+            if not self.camera.on_demand or viewers() > 0 or self.resting:
+                last_watched = clock()
+            elif clock() - last_watched >= self.camera.idle_timeout:
+                await self.rest()
+
     async def apply(self, wanted: CameraConfig) -> None:
         """Run the camera with ``wanted``: a bitrate alone changes live, anything else
         restarts the source. StreamChangeError leaves the old camera running."""
         async with self._lock:
             source = self.source
-            if source is not None and replace(self.camera, bitrate=wanted.bitrate) == wanted:
+            if self.resting:
+                await run_abandonable(
+                    (await open_camera(wanted)).stop, timeout=STOP_TIMEOUT, name="camera-stop"
+                )  # proves it opens; it starts at the next viewer
+            elif source is not None and replace(self.camera, bitrate=wanted.bitrate) == wanted:
                 source.set_bitrate(wanted.bitrate)
             else:
                 new = await open_camera(wanted)
@@ -155,6 +190,9 @@ class CameraSupervisor:
                 await asyncio.wait_for(self._failed.wait(), CAMERA_STALL)
             failed = self._failed.is_set()
             self._failed.clear()
+            if self.resting:
+                self.stalled, failures = False, 0
+                continue
             frames = self._fanout.stats.frames_in
             moving = frames != self._frames_seen and self.source is not None and not failed
             self._frames_seen = frames
@@ -172,6 +210,8 @@ class CameraSupervisor:
 
     async def _restart(self) -> None:
         async with self._lock:
+            if self.resting:
+                return  # put to rest meanwhile: nothing to restart
             try:
                 new = await open_camera(self.camera)
             except StreamChangeError as exc:

@@ -147,9 +147,20 @@ class ConfigChanges:
                 raise ConfigError(["checking the files this change names took too long"]) from None
             if new.camera != old.camera:
                 await target.camera.apply(new.camera)  # StreamChangeError: nothing saved
-            await asyncio.to_thread(save_overrides, self._state_dir, patch)
+            saved = True
+            try:
+                await asyncio.to_thread(save_overrides, self._state_dir, patch)
+            except OSError as exc:
+                # In force now (the camera may already run with it), lost at the next start.
+                logger.error("config change applied but not saved: %s", exc)
+                saved = False
             target.config_applied(new)
             if new.camera != old.camera:
                 target.stream_changed()
-        target._event("config.changed", keys=sorted(patch), restart_required=restart_keys(patch))
+        target._event(
+            "config.changed",
+            keys=sorted(patch),
+            restart_required=restart_keys(patch),
+            **({} if saved else {"saved": False}),  # said only when the save failed
+        )
         return redacted(new)

@@ -3,8 +3,9 @@
 ``config.set`` validates what it can before saving, but some keys only prove themselves at
 the next start (a broker URL, a certificate the broker refuses). So the overrides in force at
 the last healthy start are kept as ``config.override.good.toml``, and each start is counted in
-``boot-attempts``: a start that cannot load its config, or the `MAX_ATTEMPTS`-th start in a
-row that never became healthy (connected to the broker), goes back to the good overrides.
+``boot-attempts``: a start that cannot load its config, or a start after `MAX_ATTEMPTS` in a
+row that never became healthy (connected to the broker), goes back to the good overrides,
+and to the main file alone if those will not load either (after an upgrade, say).
 A device nobody can reach must never be bricked by one remote change.
 """
 
@@ -74,7 +75,12 @@ def load_for_boot(path: str | os.PathLike[str]) -> Boot:
     if reverted is not None:
         logger.error("config: going back to the last known-good overrides: %s", reverted)
         _revert(state_dir)
-        config = load_config(path)
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            logger.error("config: the known-good overrides do not load either (%s): none", exc)
+            (state_dir / OVERRIDE_FILE).unlink(missing_ok=True)
+            config = load_config(path)
         attempts = 1
     if has_overrides or reverted:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -260,9 +260,7 @@ async def test_bad_params_are_refused_naming_the_field(
 
 # A refusal from the device, and the code it becomes, whichever method raised it.
 def _busy() -> BusyError:
-    exc = BusyError("viewer limit reached (8)")
-    exc.data = {"reason": "device", "limit": 8}  # type: ignore[attr-defined]
-    return exc
+    return BusyError("viewer limit reached (8)", "viewer_limit")
 
 
 REFUSALS: list[tuple[str, str, dict[str, Any], Exception, int]] = [
@@ -362,7 +360,7 @@ async def test_busy_carries_its_data(rig: Rig) -> None:
     assert error == {
         "code": -32002,
         "message": "viewer limit reached (8)",
-        "data": {"reason": "device", "limit": 8},
+        "data": {"reason": "viewer_limit"},
     }
 
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
-from agent.app import Agent
+from agent.runtime.app import Agent
 from aioice import stun
 
 from tests.e2e.aiortc_viewer import AiortcViewer

@@ -19,13 +19,13 @@ from agent.media.fanout import FanOut
 from agent.runtime import camera as camera_module
 from agent.runtime.camera import CameraSupervisor, open_camera
 from hw.frame import EncodedFrame
-from hw.source import FrameSink, StreamSettings
+from hw.source import StreamSettings
 from hw.threaded import ThreadedSource
 
 WAIT = 5.0
 CONFIG = CameraConfig(source=CameraSource.TESTSRC, width=320, height=240, bitrate=500_000)
 # A non-IDR slice NAL: enough for the fan-out to count and packetize a frame.
-SLICE = EncodedFrame(b"\x00\x00\x00\x01\x41\x9a\x00\x10", 0, False)
+SLICE = EncodedFrame.from_annexb(b"\x00\x00\x00\x01\x41\x9a\x00\x10", 0, False)
 
 
 class StubCamera(ThreadedSource):
@@ -61,12 +61,12 @@ class StubCamera(ThreadedSource):
         super().stop()
         self.stopped.set()
 
-    def _run(self, sink: FrameSink, stop: threading.Event) -> None:
+    def _run(self, stop: threading.Event) -> None:
         self.started.set()
         while not stop.wait(self._period):
             if self.flowing.is_set():
                 self.sink_threads.add(threading.current_thread().name)
-                sink(SLICE)
+                self._emit(SLICE)
 
 
 class SpyFanOut(FanOut):
@@ -95,7 +95,9 @@ class Opener:
         self.calls: list[tuple[str, str, StreamSettings]] = []
         self.threads: list[str] = []
 
-    def __call__(self, kind: str, *, path: str, settings: StreamSettings) -> StubCamera:
+    def __call__(
+        self, kind: str, *, path: str, settings: StreamSettings, **backend: object
+    ) -> StubCamera:
         self.calls.append((kind, path, settings))
         self.threads.append(threading.current_thread().name)
         outcome = self.plan.pop(0)
@@ -186,7 +188,9 @@ async def test_an_open_that_blocks_is_abandoned_with_a_stream_change_error(
     loop = asyncio.get_running_loop()
     entered = asyncio.Event()
 
-    def blocking_open(kind: str, *, path: str, settings: StreamSettings) -> StubCamera:
+    def blocking_open(
+        kind: str, *, path: str, settings: StreamSettings, **backend: object
+    ) -> StubCamera:
         loop.call_soon_threadsafe(entered.set)
         gate.wait(WAIT)
         return camera()
