@@ -88,6 +88,14 @@ class FakeDevice:
         self._record("session_rows")
         return [{"session": "s1", "client": "viewer-1"}]
 
+    async def camera_controls(self) -> dict[str, dict[str, Any]]:
+        self._record("camera_controls")
+        return {"brightness": {"type": "float", "min": -1.0, "max": 1.0, "value": 0.0}}
+
+    async def set_camera_controls(self, values: dict[str, Any]) -> dict[str, Any]:
+        self._record("set_camera_controls", values)
+        return dict(values)
+
 
 def _device_protocol_check(device: FakeDevice) -> Device:
     return device  # mypy: FakeDevice satisfies the Device Protocol
@@ -153,6 +161,9 @@ METHODS: list[tuple[str, dict[str, Any], Role, str]] = [
     ("stream.keyframe", {}, Role.VIEWER, "request_keyframe"),
     ("stream.set", {"bitrate": 1_000_000}, Role.OPERATOR, "set_stream"),
     ("camera.snapshot", {"quality": 50}, Role.OPERATOR, "snapshot"),
+    ("camera.controls", {}, Role.VIEWER, "camera_controls"),
+    ("camera.get", {}, Role.VIEWER, "camera_controls"),
+    ("camera.set", {"brightness": 0.5}, Role.OPERATOR, "set_camera_controls"),
     ("device.status", {}, Role.VIEWER, "status"),
     ("session.list", {}, Role.OPERATOR, "session_rows"),
     ("session.close", {"session": "s1"}, Role.VIEWER, "close_session"),
