@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.media.fanout import STALE_GOP_FRAMES, FanOut
+from agent.media.fanout import GOP_CACHE_LIMIT_BYTES, STALE_GOP_FRAMES, FanOut
 from hw.frame import EncodedFrame
 
 DATA = Path(__file__).parents[1] / "rtc" / "data"
@@ -14,6 +14,15 @@ IDR = EncodedFrame((DATA / "h264_baseline_320x240_idr.h264").read_bytes(), 0, Tr
 
 def p_frame(index: int) -> EncodedFrame:
     return EncodedFrame((DATA / "h264_baseline_320x240_p.h264").read_bytes(), index * 3000, False)
+
+
+def idr(index: int) -> EncodedFrame:
+    return EncodedFrame(IDR.data, index * 3000, True)
+
+
+def big_p_frame(index: int, size: int) -> EncodedFrame:
+    """A non-IDR slice access unit of exactly `size` bytes (the packetizer reads no slice)."""
+    return EncodedFrame(b"\x00\x00\x00\x01\x41" + b"\x9a" * (size - 5), index * 3000, False)
 
 
 class Sink:
@@ -149,3 +158,44 @@ def test_a_new_stream_forgets_the_old_sps_and_gop() -> None:
     sink = Sink()
     fanout.add(sink, 1.0)  # waits for the new stream's first IDR
     assert sink.frames == [] and camera.requests == 1
+
+
+def test_a_new_idr_starts_a_new_cached_gop() -> None:
+    camera = Camera()
+    fanout = FanOut(camera.request_keyframe)
+    fanout.push(IDR, 0.0)
+    for index in (1, 2):
+        fanout.push(p_frame(index), index / 30)
+    fanout.push(idr(3), 0.1)
+    fanout.push(p_frame(4), 0.13)
+    assert fanout.cached_access_units() == [IDR.data, p_frame(4).data]
+    sink = Sink()
+    fanout.add(sink, 0.2)
+    assert [pts for pts, _ in sink.frames] == [9000, 12000]  # nothing of the old GOP
+    assert camera.requests == 0
+
+
+def test_the_gop_cache_holds_4_mib_then_is_abandoned_until_the_next_idr() -> None:
+    camera = Camera()
+    fanout = FanOut(camera.request_keyframe)
+    room = GOP_CACHE_LIMIT_BYTES - len(IDR.data)
+    sizes = [1024 * 1024] * (room // (1024 * 1024)) + [room % (1024 * 1024)]
+    # Two GOPs of exactly the limit: every byte of each is kept (the count starts at each IDR).
+    for gop in (0, 1):
+        start = gop * 10
+        fanout.push(idr(start), start / 30)
+        for index, size in enumerate(sizes, start=start + 1):
+            fanout.push(big_p_frame(index, size), index / 30)
+        assert sum(map(len, fanout.cached_access_units())) == GOP_CACHE_LIMIT_BYTES
+    # One byte more and the whole GOP goes, and stays gone until an IDR: a joining viewer
+    # waits for a fresh keyframe rather than getting a GOP with a hole in it.
+    fanout.push(big_p_frame(20, 5), 20 / 30)
+    fanout.push(p_frame(21), 21 / 30)
+    assert fanout.cached_access_units() == []
+    sink = Sink()
+    fanout.add(sink, 1.0)
+    assert sink.frames == [] and camera.requests == 1
+    fanout.push(idr(22), 22 / 30)
+    fanout.push(p_frame(23), 23 / 30)
+    assert len(fanout.cached_access_units()) == 2
+    assert [pts for pts, _ in sink.frames] == [66000, 69000]
