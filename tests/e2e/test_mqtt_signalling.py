@@ -11,7 +11,6 @@ import aiomqtt
 import pytest
 
 from agent.app import Agent
-from agent.signaling.ratelimit import PerKeyLimiter
 from tests.e2e.aiortc_viewer import AiortcViewer
 from tests.e2e.mqtt_rig import (
     DEVICE,
@@ -206,7 +205,7 @@ async def test_broker_restart_keeps_video_and_the_agent_comes_back(
         await client.__aexit__()
 
 
-async def test_viewer_limit_and_offer_rate_limit(broker: MosquittoBroker, agent: Agent) -> None:
+async def test_viewer_limit(broker: MosquittoBroker, agent: Agent) -> None:
     async with RpcClient(broker, "admin-1") as admin, RpcClient(broker, "viewer-1") as client:
         await admin.call("config.set", {"webrtc": {"max_viewers": 1}})
         viewer = await watch(client, "one")
@@ -217,20 +216,58 @@ async def test_viewer_limit_and_offer_rate_limit(broker: MosquittoBroker, agent:
             )
             await second.close()
             assert busy["error"]["code"] == -32002
-            # Three offers per client, refilling once an hour: the fourth is refused
-            # whatever it says, and another client is unaffected.
-            agent.offer_limiter = PerKeyLimiter(rate=1 / 3600, burst=3, max_keys=16)
-            codes = [
-                (await client.request("webrtc.offer", {"session": f"x{i}", "sdp": "v=0"}))["error"][
-                    "code"
-                ]
-                for i in range(4)
-            ]
-            assert codes == [-32004, -32004, -32004, -32005]  # bad SDP until the limit
-            other = await admin.request("webrtc.offer", {"session": "a", "sdp": "v=0"})
-            assert other["error"]["code"] == -32004
         finally:
             await viewer.close()
+
+
+class AgentClock:
+    """The agent's clock for its offer limiter, moved by the test (the limiter's only input
+    besides the client id is `now`, so the refill is checked exactly, in no wall time)."""
+
+    def __init__(self) -> None:
+        self.time = 1000.0
+
+    def now(self) -> float:
+        return self.time
+
+
+async def _offer_codes(client: RpcClient, count: int) -> list[int]:
+    """Error codes of `count` offers with a bad SDP: -32004 while allowed, -32005 once limited."""
+    codes = []
+    for _ in range(count):
+        reply = await client.request("webrtc.offer", {"session": "x", "sdp": "v=0"})
+        codes.append(reply["error"]["code"])
+    return codes
+
+
+async def test_offer_rate_limit_follows_the_config_and_its_live_reload(
+    broker: MosquittoBroker, agent: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = AgentClock()
+    monkeypatch.setattr(agent, "now", clock.now)
+    allowed, limited = -32004, -32005  # the SDP is bad, so an allowed offer fails negotiation
+    async with RpcClient(broker, "admin-1") as admin, RpcClient(broker, "viewer-1") as client:
+        # The file's limit (mqtt_rig: 20 offers per 10 s per client): a burst of 20, then
+        # one more every 0.5 s.
+        assert agent.config.webrtc.offer_rate_limit.count == 20
+        assert await _offer_codes(client, 21) == [allowed] * 20 + [limited]
+        clock.time += 0.45
+        assert await _offer_codes(client, 1) == [limited]
+        clock.time += 0.1
+        assert await _offer_codes(client, 2) == [allowed, limited]
+
+        # Changed over config.set, applied at once: 2 offers per minute.
+        changed = await admin.call(
+            "config.set", {"webrtc": {"offer_rate_limit": {"count": 2, "period": 60}}}
+        )
+        assert changed["webrtc"]["offer_rate_limit"] == {"count": 2, "period": 60.0}
+        assert await _offer_codes(client, 3) == [allowed, allowed, limited]
+        clock.time += 29.0  # 2 per second would have refilled by now; 2 per minute has not
+        assert await _offer_codes(client, 1) == [limited]
+        clock.time += 1.5
+        assert await _offer_codes(client, 2) == [allowed, limited]
+        # Per client: another client has its own bucket.
+        assert await _offer_codes(admin, 3) == [allowed, allowed, limited]
 
 
 async def test_the_answer_comes_before_any_notification_about_its_session(
