@@ -7,7 +7,6 @@ import json
 import socket
 import ssl
 
-import aiomqtt
 import pytest
 
 from agent.app import Agent
@@ -152,14 +151,52 @@ async def test_bad_input_gets_errors_while_a_session_keeps_streaming(
             await viewer.close()
 
 
+def _mqtt_connect(client_id: str) -> bytes:
+    """An MQTT 3.1.1 CONNECT packet: clean session, 60 s keepalive."""
+    name = client_id.encode()
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(name).to_bytes(2, "big") + name
+    return bytes([0x10, len(body)]) + body
+
+
+# What the TLS listener may say to a client without a certificate: a handshake_failure alert
+# (TLS 1.2), certificate_required (TLS 1.3), or, once a TLS 1.3 handshake has completed on the
+# client's side, a connection closed or reset right away.
+REFUSAL_ALERTS = {"SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV13_ALERT_CERTIFICATE_REQUIRED"}
+CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
+
+
+async def _broker_answer(broker: MosquittoBroker, cn: str | None) -> str | bytes:
+    """The broker's first answer to a CONNECT from a client with certificate `cn` (None: none):
+    the MQTT bytes it sends, or how TLS refused. Fails on anything slower than a refusal."""
+    context = broker.client_tls_context(cn)
+    # Prompt either way: a hung broker fails the test here, not after a client's own timeout.
+    async with asyncio.timeout(5):
+        try:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", broker.tls_port, ssl=context
+            )
+        except ssl.SSLError as exc:
+            assert exc.reason in REFUSAL_ALERTS, exc
+            return f"handshake refused: {exc.reason}"
+        try:
+            writer.write(_mqtt_connect(cn or "viewer-9"))
+            answer = await reader.read(len(CONNACK_ACCEPTED))
+        except ssl.SSLError as exc:
+            assert exc.reason in REFUSAL_ALERTS, exc
+            return f"refused: {exc.reason}"
+        except ConnectionResetError:
+            return "refused: connection reset"
+        finally:
+            writer.close()
+    return answer or "refused: connection closed"
+
+
 async def test_broker_acl_and_certificates(broker: MosquittoBroker, agent: Agent) -> None:
-    # No client certificate: the TLS listener refuses the connection.
-    plain = ssl.create_default_context(cafile=str(broker.ca_path))
-    with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client(
-            "127.0.0.1", broker.tls_port, identifier="viewer-9", tls_context=plain
-        ):
-            pass
+    # No client certificate: the TLS listener refuses at once; with one, the same CONNECT is
+    # accepted (so the refusal is the certificate's doing, not the probe's).
+    refusal = await _broker_answer(broker, None)
+    assert isinstance(refusal, str) and refusal.startswith(("refused", "handshake refused"))
+    assert await _broker_answer(broker, "viewer-9") == CONNACK_ACCEPTED
     async with RpcClient(broker, "viewer-1") as one, RpcClient(broker, "viewer-2") as two:
         assert one.client is not None
         # viewer-1 may neither speak for viewer-2 nor read viewer-2's replies.
