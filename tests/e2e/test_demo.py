@@ -1,4 +1,9 @@
-"""`make demo` on this checkout, then Chromium at the printed URL: it plays, Ctrl-C stops it."""
+"""`edgecam demo` on this checkout, then Chromium at the printed URL: it plays, Ctrl-C stops it.
+
+The demo runs with the Python running the tests (`python -m agent.tools.cli`), so the test needs
+nothing from how that environment was made (`make`, or `pip install -e '.[dev]'`). Whatever
+fails, the failure shows everything the demo printed.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +11,78 @@ import asyncio
 import os
 import re
 import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+import pytest
 
 from tests.infra.browsers import launch_chromium, open_page
 
 ROOT = Path(__file__).resolve().parents[2]
+VENDORED_MQTT = ROOT / "agent" / "web" / "vendor" / "mqtt.min.js"
 URL = re.compile(rb"open (http://127\.0\.0\.1:\d+/\S*)")
 
 
-async def test_make_demo_prints_a_url_that_plays_in_chromium() -> None:
-    demo = await asyncio.create_subprocess_exec(
-        "make",
-        "-s",
+class Demo:
+    """A running `edgecam demo` and all it has printed so far (stdout and stderr)."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.output = bytearray()
+        self.url: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        while line := await self.process.stdout.readline():
+            self.output.extend(line)
+            match = URL.search(line)
+            if match and not self.url.done():
+                self.url.set_result(match.group(1).decode())
+        if not self.url.done():
+            self.url.set_exception(AssertionError("edgecam demo ended without printing a URL"))
+
+    def text(self) -> str:
+        return self.output.decode(errors="replace")
+
+
+@asynccontextmanager
+async def running_demo(*args: str) -> AsyncIterator[Demo]:
+    """`edgecam demo ARGS` in its own process group; any failure inside carries its output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent.tools.cli",
         "demo",
-        "DEMO_ARGS=--port 0 --size 640x360",
+        *args,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )
-    assert demo.stdout is not None
-    output = b""
+    demo = Demo(process)
     try:
-        async with asyncio.timeout(120):  # a first run installs the Python packages
-            while (match := URL.search(output)) is None:
-                line = await demo.stdout.readline()
-                assert line, f"make demo ended without printing a URL:\n{output.decode()}"
-                output += line
-        url = match.group(1).decode()
+        yield demo
+    except Exception as exc:
+        raise AssertionError(f"{exc!r}\n--- edgecam demo printed ---\n{demo.text()}") from exc
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+        await demo.reader
+
+
+async def test_edgecam_demo_prints_a_url_that_plays_in_chromium() -> None:
+    if not VENDORED_MQTT.exists():
+        pytest.fail(
+            f"{VENDORED_MQTT.relative_to(ROOT)} missing (the viewer page needs it): "
+            "run `make web-deps`",
+            pytrace=False,
+        )
+    async with running_demo("--port", "0", "--size", "640x360") as demo:
+        url = await asyncio.wait_for(demo.url, 60)
         async with launch_chromium() as browser:
             page = await open_page(browser, url)
             await page.wait_for_function(
@@ -42,10 +91,7 @@ async def test_make_demo_prints_a_url_that_plays_in_chromium() -> None:
             codec = await page.evaluate("window.edgecam.stats().codec")
             assert codec.startswith("H264")
             assert (await page.evaluate("window.edgecam.stats().width")) == 640
-        os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-        rest, _ = await asyncio.wait_for(demo.communicate(), 30)
-        assert b"edgecam demo stopped" in rest, (output + rest).decode()
-    finally:
-        if demo.returncode is None:
-            os.killpg(demo.pid, signal.SIGKILL)
-            await demo.wait()
+        os.killpg(demo.process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        await asyncio.wait_for(demo.process.wait(), 30)
+        await demo.reader
+        assert "edgecam demo stopped" in demo.text()

@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
-from agent.runtime.app import Agent
 from aioice import stun
 
+from agent.runtime.app import Agent
 from tests.e2e.aiortc_viewer import AiortcViewer
 from tests.e2e.hostile import (
     DTLS_FATAL_ALERT,

@@ -7,10 +7,8 @@ import json
 import socket
 import ssl
 
-import aiomqtt
 import pytest
 
-from agent.rpc.ratelimit import PerKeyLimiter
 from agent.runtime.app import Agent
 from tests.e2e.aiortc_viewer import AiortcViewer
 from tests.e2e.mqtt_rig import (
@@ -153,14 +151,52 @@ async def test_bad_input_gets_errors_while_a_session_keeps_streaming(
             await viewer.close()
 
 
+def _mqtt_connect(client_id: str) -> bytes:
+    """An MQTT 3.1.1 CONNECT packet: clean session, 60 s keepalive."""
+    name = client_id.encode()
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(name).to_bytes(2, "big") + name
+    return bytes([0x10, len(body)]) + body
+
+
+# What the TLS listener may say to a client without a certificate: a handshake_failure alert
+# (TLS 1.2), certificate_required (TLS 1.3), or, once a TLS 1.3 handshake has completed on the
+# client's side, a connection closed or reset right away.
+REFUSAL_ALERTS = {"SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV13_ALERT_CERTIFICATE_REQUIRED"}
+CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
+
+
+async def _broker_answer(broker: MosquittoBroker, cn: str | None) -> str | bytes:
+    """The broker's first answer to a CONNECT from a client with certificate `cn` (None: none):
+    the MQTT bytes it sends, or how TLS refused. Fails on anything slower than a refusal."""
+    context = broker.client_tls_context(cn)
+    # Prompt either way: a hung broker fails the test here, not after a client's own timeout.
+    async with asyncio.timeout(5):
+        try:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", broker.tls_port, ssl=context
+            )
+        except ssl.SSLError as exc:
+            assert exc.reason in REFUSAL_ALERTS, exc
+            return f"handshake refused: {exc.reason}"
+        try:
+            writer.write(_mqtt_connect(cn or "viewer-9"))
+            answer = await reader.read(len(CONNACK_ACCEPTED))
+        except ssl.SSLError as exc:
+            assert exc.reason in REFUSAL_ALERTS, exc
+            return f"refused: {exc.reason}"
+        except ConnectionResetError:
+            return "refused: connection reset"
+        finally:
+            writer.close()
+    return answer or "refused: connection closed"
+
+
 async def test_broker_acl_and_certificates(broker: MosquittoBroker, agent: Agent) -> None:
-    # No client certificate: the TLS listener refuses the connection.
-    plain = ssl.create_default_context(cafile=str(broker.ca_path))
-    with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client(
-            "127.0.0.1", broker.tls_port, identifier="viewer-9", tls_context=plain
-        ):
-            pass
+    # No client certificate: the TLS listener refuses at once; with one, the same CONNECT is
+    # accepted (so the refusal is the certificate's doing, not the probe's).
+    refusal = await _broker_answer(broker, None)
+    assert isinstance(refusal, str) and refusal.startswith(("refused", "handshake refused"))
+    assert await _broker_answer(broker, "viewer-9") == CONNACK_ACCEPTED
     async with RpcClient(broker, "viewer-1") as one, RpcClient(broker, "viewer-2") as two:
         assert one.client is not None
         # viewer-1 may neither speak for viewer-2 nor read viewer-2's replies.
@@ -206,7 +242,7 @@ async def test_broker_restart_keeps_video_and_the_agent_comes_back(
         await client.__aexit__()
 
 
-async def test_viewer_limit_and_offer_rate_limit(broker: MosquittoBroker, agent: Agent) -> None:
+async def test_viewer_limit(broker: MosquittoBroker, agent: Agent) -> None:
     async with RpcClient(broker, "admin-1") as admin, RpcClient(broker, "viewer-1") as client:
         await admin.call("config.set", {"webrtc": {"max_viewers": 1}})
         viewer = await watch(client, "one")
@@ -217,20 +253,58 @@ async def test_viewer_limit_and_offer_rate_limit(broker: MosquittoBroker, agent:
             )
             await second.close()
             assert busy["error"]["code"] == -32002
-            # Three offers per client, refilling once an hour: the fourth is refused
-            # whatever it says, and another client is unaffected.
-            agent.offer_limiter = PerKeyLimiter(rate=1 / 3600, burst=3, max_keys=16)
-            codes = [
-                (await client.request("webrtc.offer", {"session": f"x{i}", "sdp": "v=0"}))["error"][
-                    "code"
-                ]
-                for i in range(4)
-            ]
-            assert codes == [-32004, -32004, -32004, -32005]  # bad SDP until the limit
-            other = await admin.request("webrtc.offer", {"session": "a", "sdp": "v=0"})
-            assert other["error"]["code"] == -32004
         finally:
             await viewer.close()
+
+
+class AgentClock:
+    """The agent's clock for its offer limiter, moved by the test (the limiter's only input
+    besides the client id is `now`, so the refill is checked exactly, in no wall time)."""
+
+    def __init__(self) -> None:
+        self.time = 1000.0
+
+    def now(self) -> float:
+        return self.time
+
+
+async def _offer_codes(client: RpcClient, count: int) -> list[int]:
+    """Error codes of `count` offers with a bad SDP: -32004 while allowed, -32005 once limited."""
+    codes = []
+    for _ in range(count):
+        reply = await client.request("webrtc.offer", {"session": "x", "sdp": "v=0"})
+        codes.append(reply["error"]["code"])
+    return codes
+
+
+async def test_offer_rate_limit_follows_the_config_and_its_live_reload(
+    broker: MosquittoBroker, agent: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = AgentClock()
+    monkeypatch.setattr(agent, "now", clock.now)
+    allowed, limited = -32004, -32005  # the SDP is bad, so an allowed offer fails negotiation
+    async with RpcClient(broker, "admin-1") as admin, RpcClient(broker, "viewer-1") as client:
+        # The file's limit (mqtt_rig: 20 offers per 10 s per client): a burst of 20, then
+        # one more every 0.5 s.
+        assert agent.config.webrtc.offer_rate_limit.count == 20
+        assert await _offer_codes(client, 21) == [allowed] * 20 + [limited]
+        clock.time += 0.45
+        assert await _offer_codes(client, 1) == [limited]
+        clock.time += 0.1
+        assert await _offer_codes(client, 2) == [allowed, limited]
+
+        # Changed over config.set, applied at once: 2 offers per minute.
+        changed = await admin.call(
+            "config.set", {"webrtc": {"offer_rate_limit": {"count": 2, "period": 60}}}
+        )
+        assert changed["webrtc"]["offer_rate_limit"] == {"count": 2, "period": 60.0}
+        assert await _offer_codes(client, 3) == [allowed, allowed, limited]
+        clock.time += 29.0  # 2 per second would have refilled by now; 2 per minute has not
+        assert await _offer_codes(client, 1) == [limited]
+        clock.time += 1.5
+        assert await _offer_codes(client, 2) == [allowed, limited]
+        # Per client: another client has its own bucket.
+        assert await _offer_codes(admin, 3) == [allowed, allowed, limited]
 
 
 async def test_the_answer_comes_before_any_notification_about_its_session(

@@ -188,6 +188,36 @@ def test_stop_before_start_and_twice(tmp_path: Path) -> None:
     source.stop()
 
 
+def test_no_frame_reaches_the_sink_once_stop_returns(tmp_path: Path) -> None:
+    source = FileSource(str(make_media(tmp_path, "h264")), SETTINGS)
+    stop_returned = threading.Event()
+    flowing = threading.Semaphore(0)
+    late = threading.Event()
+    callers: set[threading.Thread] = set()
+
+    def sink(frame: EncodedFrame) -> None:
+        callers.add(threading.current_thread())
+        if stop_returned.is_set():
+            late.set()  # a frame delivered after stop() returned
+        flowing.release()
+        # A consumer slower than the file's 60 fps, so stop() comes while a frame is in here;
+        # it wakes at once when stop() returns, to see whether that happened too soon.
+        if stop_returned.wait(0.02):
+            late.set()  # the sink was still running when stop() returned
+
+    source.start(sink)
+    for _ in range(5):
+        assert flowing.acquire(timeout=GET_TIMEOUT), "no frames from the file source"
+    stopper = threading.Thread(target=source.stop, daemon=True)
+    stopper.start()
+    stopper.join(GET_TIMEOUT)
+    assert not stopper.is_alive(), f"stop() did not return within {GET_TIMEOUT} s"
+    stop_returned.set()
+    assert not any(thread.is_alive() for thread in callers)
+    # Two and a half passes of the file (75 frame times) without one frame: it stopped.
+    assert not late.wait(0.5), "the sink was called after stop() returned"
+
+
 def test_missing_file_is_a_value_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.mp4"
     with pytest.raises(ValueError, match=r"nowhere\.mp4"):

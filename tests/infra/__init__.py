@@ -16,6 +16,7 @@ from tests.infra.browsers import (
     launch_firefox,
     open_page,
     page_webrtc_stats,
+    wait_frames_decoded,
 )
 from tests.infra.coturn import Coturn, coturn_server
 from tests.infra.mosquitto import MosquittoBroker, mosquitto_broker
@@ -45,4 +46,5 @@ __all__ = [
     "page_webrtc_stats",
     "pki",
     "require_tool",
+    "wait_frames_decoded",
 ]

@@ -1,7 +1,8 @@
 """Real browsers for tests: Debian Chromium through Playwright, Firefox ESR through WebDriver BiDi.
 
 Chromium: `launch_chromium()` starts /usr/bin/chromium (never Playwright's own download) with
-the flags from NOTES.md; `open_page()`, `evaluate()`, `page_webrtc_stats()` help with pages.
+the flags from NOTES.md; `open_page()`, `evaluate()`, `page_webrtc_stats()` and
+`wait_frames_decoded()` help with pages.
 
 Firefox: Playwright cannot drive Debian's firefox-esr and there is no geckodriver package, so
 `launch_firefox()` starts it with `--remote-debugging-port` and talks WebDriver BiDi over a
@@ -170,6 +171,32 @@ async def page_webrtc_stats(page: Page, pc_expression: str = "window.pc") -> lis
         f"async () => Array.from((await ({pc_expression}).getStats()).values())"
     )
     return stats
+
+
+async def wait_frames_decoded(
+    page: Page, count: int, *, timeout: float = 30.0, pc_expression: str = "window.pc"
+) -> dict[str, Any]:
+    """Poll `getStats()` until the inbound video stream has decoded `count` frames; its entry.
+
+    A test that needs N decoded frames must wait for `framesDecoded` itself: the page's count
+    of presented frames can be ahead of it (seen here: 30 presented, then 29 decoded in a
+    later getStats). Fails the test, naming the last count seen, at `timeout` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        stats = await page_webrtc_stats(page, pc_expression)
+        inbound = next(
+            (s for s in stats if s.get("type") == "inbound-rtp" and s.get("kind") == "video"),
+            None,
+        )
+        decoded = None if inbound is None else inbound.get("framesDecoded", 0)
+        if inbound is not None and decoded >= count:
+            return inbound
+        if loop.time() >= deadline:
+            seen = "no inbound video stream" if inbound is None else f"{decoded} decoded"
+            pytest.fail(f"{count} frames not decoded within {timeout} s ({seen})", pytrace=False)
+        await asyncio.sleep(0.1)  # a poll interval: returns as soon as the count is reached
 
 
 # --- Firefox over WebDriver BiDi ---------------------------------------------------------------

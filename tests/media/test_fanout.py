@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.media.fanout import STALE_GOP_FRAMES, FanOut
+from agent.media.fanout import GOP_CACHE_LIMIT_BYTES, STALE_GOP_FRAMES, FanOut
 from hw.frame import EncodedFrame
 
 DATA = Path(__file__).parents[1] / "rtc" / "data"
@@ -16,6 +16,15 @@ IDR = EncodedFrame.from_annexb(IDR_BYTES, 0, True)
 def p_frame(index: int) -> EncodedFrame:
     data = (DATA / "h264_baseline_320x240_p.h264").read_bytes()
     return EncodedFrame.from_annexb(data, index * 3000, False)
+
+
+def idr(index: int) -> EncodedFrame:
+    return EncodedFrame(IDR.nal_units, index * 3000, True)
+
+
+def big_p_frame(index: int, size: int) -> EncodedFrame:
+    """A non-IDR slice access unit of exactly `size` bytes (the packetizer reads no slice)."""
+    return EncodedFrame((b"\x41" + b"\x9a" * (size - 1),), index * 3000, False)
 
 
 class Sink:
@@ -168,3 +177,44 @@ def test_a_keyframe_with_leading_garbage_is_accepted_and_starts_a_waiting_viewer
     assert fanout.stats.keyframes_in == 1
     assert fanout.sps is not None and fanout.sps.width == 320
     assert fanout.cached_access_units() == [frame.annexb()]
+
+
+def test_a_new_idr_starts_a_new_cached_gop() -> None:
+    camera = Camera()
+    fanout = FanOut(camera.request_keyframe)
+    fanout.push(IDR, 0.0)
+    for index in (1, 2):
+        fanout.push(p_frame(index), index / 30)
+    fanout.push(idr(3), 0.1)
+    fanout.push(p_frame(4), 0.13)
+    assert fanout.cached_access_units() == [IDR.annexb(), p_frame(4).annexb()]
+    sink = Sink()
+    fanout.add(sink, 0.2)
+    assert [pts for pts, _ in sink.frames] == [9000, 12000]  # nothing of the old GOP
+    assert camera.requests == 0
+
+
+def test_the_gop_cache_holds_4_mib_then_is_abandoned_until_the_next_idr() -> None:
+    camera = Camera()
+    fanout = FanOut(camera.request_keyframe)
+    room = GOP_CACHE_LIMIT_BYTES - IDR.size
+    sizes = [1024 * 1024] * (room // (1024 * 1024)) + [room % (1024 * 1024)]
+    # Two GOPs of exactly the limit: every byte of each is kept (the count starts at each IDR).
+    for gop in (0, 1):
+        start = gop * 10
+        fanout.push(idr(start), start / 30)
+        for index, size in enumerate(sizes, start=start + 1):
+            fanout.push(big_p_frame(index, size), index / 30)
+        assert len(fanout.cached_access_units()) == 1 + len(sizes)  # every byte kept
+    # One byte more and the whole GOP goes, and stays gone until an IDR: a joining viewer
+    # waits for a fresh keyframe rather than getting a GOP with a hole in it.
+    fanout.push(big_p_frame(20, 5), 20 / 30)
+    fanout.push(p_frame(21), 21 / 30)
+    assert fanout.cached_access_units() == []
+    sink = Sink()
+    fanout.add(sink, 1.0)
+    assert sink.frames == [] and camera.requests == 1
+    fanout.push(idr(22), 22 / 30)
+    fanout.push(p_frame(23), 23 / 30)
+    assert len(fanout.cached_access_units()) == 2
+    assert [pts for pts, _ in sink.frames] == [66000, 69000]

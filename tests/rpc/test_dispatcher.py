@@ -450,13 +450,21 @@ async def test_error_data_that_is_not_json_is_left_out() -> None:
 
 # --- -32001 roles -----------------------------------------------------------------------------
 
-CALLERS = [(None, STRANGER)] + [
-    (role, Origin(client, Transport.MQTT)) for client, role in CLIENT_ROLES.items()
+# Every transport, the datachannel included: it serves the same table with the role of the
+# client whose MQTT offer made the session (PROTOCOL.md 6), so it must enforce it the same way.
+CALLERS = [
+    (role, Origin(client, transport, session=None if transport is Transport.MQTT else "s-1"))
+    for transport in Transport
+    for client, role in [("nobody", None), *CLIENT_ROLES.items()]
 ]
 
 
 @pytest.mark.parametrize("min_role", list(Role), ids=lambda r: r.name)
-@pytest.mark.parametrize(("caller_role", "origin"), CALLERS, ids=lambda c: str(c))
+@pytest.mark.parametrize(
+    ("caller_role", "origin"),
+    CALLERS,
+    ids=[f"{origin.transport.value}-{origin.client_id}" for _, origin in CALLERS],
+)
 async def test_role_enforcement(min_role: Role, caller_role: Role | None, origin: Origin) -> None:
     h = Harness()
     method = f"test.{min_role.name.lower()}"
@@ -464,17 +472,20 @@ async def test_role_enforcement(min_role: Role, caller_role: Role | None, origin
     if caller_role is not None and caller_role >= min_role:
         assert reply["result"] == min_role.name
         assert h.calls[0][1].role is caller_role
+        assert h.calls[0][1].transport is origin.transport
     else:
         assert error_of(reply)[1] == -32001
         assert h.calls == []
 
 
-async def test_every_registered_method_refuses_a_client_with_no_role() -> None:
+@pytest.mark.parametrize("transport", list(Transport), ids=lambda t: t.value)
+async def test_every_registered_method_refuses_a_client_with_no_role(transport: Transport) -> None:
     h = Harness()
+    stranger = Origin("nobody", transport, session="s-1")
     for method in h.table:
-        reply = await h.send(request(method.name, {"session": "s"}), STRANGER)
+        reply = await h.send(request(method.name, {"session": "s"}), stranger)
         assert error_of(reply)[1:] == (-32001, "unauthorized: client has no role"), method.name
-    assert error_of(await h.send(request("no.such"), STRANGER))[1] == -32001
+    assert error_of(await h.send(request("no.such"), stranger))[1] == -32001
     assert h.calls == []
 
 

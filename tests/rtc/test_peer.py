@@ -270,3 +270,25 @@ def test_bad_packets_are_logged_within_a_budget(caplog: pytest.LogCaptureFixture
         peer.receive(bytes([7]) + bytes(length), 1.0)
     assert peer.stats.bad_packets == 2 * 199
     assert len([r for r in caplog.records if "dropped a packet" in r.message]) <= 12
+
+
+def test_the_retransmission_budget_refills_to_rtx_burst_at_most_after_an_idle_period() -> None:
+    peer, viewer = make_pair()
+    handshake(peer, viewer)
+    payloads = packetize(IDR_NALS)
+    frames = -(-(RTX_BURST + 100) // len(payloads))  # more packets than one burst may resend
+    for index in range(frames):
+        peer.send_frame(payloads, index * 3000, now=index / 30)
+    sent = [d for d in peer.datagrams_to_send() if d[0] >= 128]
+    assert viewer.srtp is not None and RTX_BURST < len(sent) <= 512  # all still in history
+    first = RtpPacket.parse(viewer.srtp.unprotect(sent[0])).header.sequence_number
+    nack = rtcp.serialize_compound(
+        [rtcp.GenericNack.from_lost(1, SSRC, range(first, first + len(sent)))]
+    )
+    peer.receive(viewer.srtp.protect_rtcp(nack), 2.0)
+    assert len(peer.datagrams_to_send()) == RTX_BURST  # the budget a session starts with
+    # Idle for far longer than a refill takes: the budget is full again, but no fuller.
+    peer.receive(viewer.srtp.protect_rtcp(nack), 2.0 + 100 * RTX_BURST / RTX_RATE)
+    assert len(peer.datagrams_to_send()) == RTX_BURST
+    assert peer.stats.retransmits == 2 * RTX_BURST
+    assert peer.stats.retransmits_refused == 2 * (len(sent) - RTX_BURST)
