@@ -29,12 +29,21 @@ DATACHANNEL_FORMAT = "webrtc-datachannel"
 IMPLEMENTED_RTCP_FB = ("nack", "nack pli", "ccm fir", "goog-remb")
 
 # Profiles whose decoders also decode a stream of the key profile, closest first (H.264
-# A.2: a constrained-baseline stream is a valid baseline, main and high stream; a main one a
-# valid high one). An offer without the stream's own profile is answered with the first of
-# these it has; never with one that could not decode the stream.
+# A.2: a constrained-baseline stream is a valid baseline, main, constrained-high and high
+# stream; a main one a valid high one; and High 4:4:4 Predictive decoders decode High, which
+# is what Debian's Chromium offers as its only "high" f4001f). An offer without the stream's
+# own profile is answered with the first of these it has; never with one that could not
+# decode the stream.
 DECODED_ALSO_BY: dict[str, tuple[str, ...]] = {
-    "constrained-baseline": ("baseline", "main", "high"),
-    "main": ("high",),
+    "constrained-baseline": (
+        "baseline",
+        "main",
+        "constrained-high",
+        "high",
+        "predictive-high-444",
+    ),
+    "main": ("high", "predictive-high-444"),
+    "high": ("predictive-high-444",),
 }
 
 
