@@ -16,7 +16,6 @@ PENDING: dict[str, str] = {
     "camera.controls": "issue 8 (camera controls)",
     "camera.get": "issue 8 (camera controls)",
     "camera.set": "issue 8 (camera controls)",
-    "session.subscribe_stats": "issue 7 (datachannel stats)",
 }
 
 
