@@ -29,7 +29,8 @@ class AgentSide:
     """The agent's end of the channels, through the session manager's channel events: it
     echoes every message back on the channel it came on."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, echo: bool = True) -> None:
+        self.echo = echo
         self.driver: PeerDriver | None = None
         self.opened: dict[int, str] = {}
         self.closed: list[int] = []
@@ -46,7 +47,8 @@ class AgentSide:
             self.closed.append(event.channel_id)
         elif isinstance(event, ChannelMessage):
             self.received.setdefault(event.channel_id, []).append(event.data)
-            self.send(event.channel_id, event.data)
+            if self.echo:
+                self.send(event.channel_id, event.data)
         self.changed.set()
 
     def send(self, channel_id: int, data: bytes | str) -> None:
