@@ -58,3 +58,8 @@ class Device(Protocol):
     async def set_camera_controls(self, values: dict[str, Any]) -> dict[str, Any]:
         """Apply (live where the camera allows) and save; BadParamsError naming a bad one."""
         ...
+
+    def subscribe_stats(self, client: str, session: str, interval: float | None) -> None:
+        """`session.stats` on the session's control channel every ``interval`` s (default 1);
+        UnknownSessionError when ``client`` has no such session with an open channel."""
+        ...

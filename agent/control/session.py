@@ -12,6 +12,10 @@ from agent.rpc.params import NO_PARAMS, SESSION_ID, Kind, Param, ParamSpec
 from agent.rpc.roles import Role
 
 CLOSE_PARAMS = ParamSpec({"session": SESSION_ID, "client": Param(Kind.STR, max_length=256)})
+# session.stats at most 10 times a second, at least once a minute.
+STATS_PARAMS = ParamSpec(
+    {"session": SESSION_ID, "interval": Param(Kind.NUMBER, minimum=0.1, maximum=60.0)}
+)
 
 
 def register(table: MethodTable, device: Device) -> None:
@@ -29,8 +33,19 @@ def register(table: MethodTable, device: Device) -> None:
         await device.close_session(client, params["session"], f"closed by {ctx.client_id}")
         return {}
 
+    def subscribe_stats(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+        # Scoped like every session id: only the caller's own session.
+        device.subscribe_stats(ctx.client_id, params["session"], params.get("interval"))
+        return {}
+
     table.register("device.status", status, min_role=Role.VIEWER, params=NO_PARAMS)
     table.register("session.list", session_list, min_role=Role.OPERATOR, params=NO_PARAMS)
     table.register(
         "session.close", mapped(session_close), min_role=Role.VIEWER, params=CLOSE_PARAMS
+    )
+    table.register(
+        "session.subscribe_stats",
+        mapped(subscribe_stats),
+        min_role=Role.VIEWER,
+        params=STATS_PARAMS,
     )

@@ -21,6 +21,16 @@ from agent.net.errors import BusyError, CameraUnavailableError, UnknownSessionEr
 from agent.net.ice import IceServers, IceTransport, usable_host_addresses
 from agent.net.inbound import InboundCounters
 from agent.rtc.certificate import Certificate
+from agent.rtc.datachannel import (
+    ChannelBufferedAmountLow,
+    ChannelClosed,
+    ChannelMessage,
+    ChannelOpened,
+    ChannelsClosed,
+    ChannelsReady,
+    DataChannelEvent,
+    SctpParams,
+)
 from agent.rtc.dtls import DtlsRole, SrtpProfile
 from agent.rtc.h264 import Sps
 from agent.rtc.peer import (
@@ -33,7 +43,14 @@ from agent.rtc.peer import (
     PeerSession,
     VideoSendParams,
 )
-from agent.rtc.sdp import Fingerprint, NegotiationError, Offer, build_answer
+from agent.rtc.sdp import (
+    ANSWER_MAX_MESSAGE_SIZE,
+    Answer,
+    Fingerprint,
+    NegotiationError,
+    Offer,
+    build_answer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +75,16 @@ DEFAULT_MAX_SESSIONS_PER_CLIENT = 2
 
 StateCallback = Callable[[str, str, str, "str | None"], None]  # client, session, state, reason
 CandidateCallback = Callable[[str, str, "str | None"], None]  # client, session, candidate
+# client, session, the session's driver (its peer owns the channels; kick() after a send)
+ChannelEventCallback = Callable[[str, str, PeerDriver, DataChannelEvent], None]
+_CHANNEL_EVENTS = (
+    ChannelsReady,
+    ChannelOpened,
+    ChannelMessage,
+    ChannelBufferedAmountLow,
+    ChannelClosed,
+    ChannelsClosed,
+)
 
 
 @dataclass(slots=True)
@@ -95,7 +122,7 @@ class SessionManager:
         on_candidate: CandidateCallback,
         dtls_setup: str | None = "active",
         srtp_profiles: list[SrtpProfile] | None = None,
-        accept_datachannel: bool = False,
+        accept_datachannel: bool = True,
         max_sessions_per_client: int = DEFAULT_MAX_SESSIONS_PER_CLIENT,
     ) -> None:
         self.fanout = fanout
@@ -114,6 +141,7 @@ class SessionManager:
         self._early: dict[SessionKey, list[str | None]] = {}
         self._loop = asyncio.get_running_loop()
         self.on_application_data: Callable[[str, str, bytes], None] | None = None
+        self.on_channel_event: ChannelEventCallback | None = None
         self.closing = False
 
     # --- the API signalling calls --------------------------------------------------------
@@ -335,15 +363,7 @@ class SessionManager:
         video = None
         if answer.h264 is not None and answer.send_video:
             video = VideoSendParams(answer.h264.payload_type, ssrc, cname)
-        peer = PeerSession(
-            certificate=self._certificate,
-            dtls_role=DtlsRole.CLIENT if answer.setup == "active" else DtlsRole.SERVER,
-            remote_fingerprints=[(f.algorithm, f.value) for f in offer.fingerprints],
-            video=video,
-            wallclock_offset=PeerDriver.wallclock_offset(),
-            srtp_profiles=self._srtp_profiles,
-            name=f"session {entry.client}/{entry.session}",
-        )
+        peer = self._peer(entry, offer, answer, video)
         entry.driver = PeerDriver(peer, ice, lambda event: self._peer_event(entry, event))
         entry.driver.start()
         entry.answered = True
@@ -353,6 +373,26 @@ class SessionManager:
         self._loop.call_soon(self._set_state, entry, "connecting", None)
         self._loop.call_soon(self._release_candidates, entry)
         return answer.sdp
+
+    def _peer(
+        self, entry: _Session, offer: Offer, answer: Answer, video: VideoSendParams | None
+    ) -> PeerSession:
+        sctp = None
+        if answer.datachannel_mid is not None:
+            # The association accepts exactly what our answer's a=max-message-size says.
+            sctp = SctpParams.from_sdp(
+                answer.remote_sctp_port, answer.remote_max_message_size, ANSWER_MAX_MESSAGE_SIZE
+            )
+        return PeerSession(
+            certificate=self._certificate,
+            dtls_role=DtlsRole.CLIENT if answer.setup == "active" else DtlsRole.SERVER,
+            remote_fingerprints=[(f.algorithm, f.value) for f in offer.fingerprints],
+            video=video,
+            wallclock_offset=PeerDriver.wallclock_offset(),
+            srtp_profiles=self._srtp_profiles,
+            name=f"session {entry.client}/{entry.session}",
+            sctp=sctp,
+        )
 
     async def _add_remote(self, entry: _Session, candidate: str | None) -> None:
         try:
@@ -383,10 +423,13 @@ class SessionManager:
         now = self._loop.time()
         if isinstance(event, PeerConnected):
             self._set_state(entry, "connected", None)
-            if entry.driver.peer.srtp_ready:
+            if entry.driver.peer.srtp_ready and entry.driver.peer.sends_video:
                 self.fanout.add(entry.driver, now)
         elif isinstance(event, KeyframeRequested):
             self.fanout.request_keyframe(now)
+        elif isinstance(event, _CHANNEL_EVENTS):
+            if self.on_channel_event is not None:
+                self.on_channel_event(entry.client, entry.session, entry.driver, event)
         elif isinstance(event, ApplicationData):
             if self.on_application_data is not None:
                 self.on_application_data(entry.client, entry.session, event.data)

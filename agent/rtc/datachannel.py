@@ -25,6 +25,7 @@ from agent.rtc.dcep import (
     parse_dcep,
 )
 from agent.rtc.sctp import (
+    DEFAULT_LOCAL_MAX_MESSAGE_SIZE,
     Association,
     BufferedAmountLow,
     Closed,
@@ -360,13 +361,43 @@ class DataChannels:
                 self._events.append(ChannelClosed(stream_id))
 
 
+# RFC 8841 6: without a=max-message-size the peer takes 64 KiB; 0 means "any size", which
+# still has to be a number here (the association refuses what exceeds it).
+SDP_DEFAULT_MAX_MESSAGE_SIZE = 65536
+ANY_MESSAGE_SIZE = 2**31 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class SctpParams:
-    """What the SDP says of the m=application section (RFC 8841)."""
+    """What the SDP says of the m=application section (RFC 8841).
+
+    ``max_message_size`` is the peer's a=max-message-size (what we may send it);
+    ``local_max_message_size`` is the one our answer announced (what we accept): over it, a
+    send fails with ValueError naming both numbers, and a received message aborts the
+    association with a reason saying so.
+    """
 
     remote_port: int = 5000
-    max_message_size: int = 65536  # the peer's a=max-message-size (65536 if absent)
+    max_message_size: int = SDP_DEFAULT_MAX_MESSAGE_SIZE
     local_port: int = 5000
+    local_max_message_size: int = DEFAULT_LOCAL_MAX_MESSAGE_SIZE
+
+    @classmethod
+    def from_sdp(
+        cls, remote_port: int | None, remote_max_message_size: int | None, local_max: int
+    ) -> SctpParams:
+        """From the offer's a=sctp-port and a=max-message-size (None: absent)."""
+        if remote_max_message_size is None:
+            remote_max = SDP_DEFAULT_MAX_MESSAGE_SIZE
+        elif remote_max_message_size == 0:
+            remote_max = ANY_MESSAGE_SIZE
+        else:
+            remote_max = min(remote_max_message_size, ANY_MESSAGE_SIZE)
+        return cls(
+            remote_port=remote_port or 5000,
+            max_message_size=remote_max,
+            local_max_message_size=local_max,
+        )
 
 
 def data_channels_for(params: SctpParams, *, dtls_client: bool, name: str) -> DataChannels:
@@ -376,6 +407,7 @@ def data_channels_for(params: SctpParams, *, dtls_client: bool, name: str) -> Da
         local_port=params.local_port,
         remote_port=params.remote_port,
         max_message_size=params.max_message_size,
+        local_max_message_size=params.local_max_message_size,
         name=name,
     )
     return DataChannels(association)

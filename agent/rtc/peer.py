@@ -320,6 +320,11 @@ class PeerSession:
     def srtp_ready(self) -> bool:
         return self._srtp is not None
 
+    @property
+    def sends_video(self) -> bool:
+        """Whether the answer has a video stream (a datachannel-only session has none)."""
+        return self._video is not None
+
     # --- internals ---------------------------------------------------------------------
 
     def _set_state(self, state: PeerState) -> None:

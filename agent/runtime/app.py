@@ -24,6 +24,7 @@ from agent.control import build_method_table
 from agent.control.api import BadParamsError, StreamChangeError
 from agent.media.fanout import FanOut
 from agent.media.snapshot import jpeg_from_gop
+from agent.net.control_channel import ControlChannels
 from agent.net.sessions import SessionManager
 from agent.rpc.dispatcher import Dispatcher
 from agent.rpc.ratelimit import PerKeyLimiter
@@ -104,6 +105,12 @@ class Agent:
         )
         self.changes = ConfigChanges(self)
         self.dispatcher = Dispatcher(build_method_table(self), self._role_for)
+        # The `control` datachannel of each session: the same dispatcher, the role of the
+        # client whose offer made the session.
+        self.control = ControlChannels(
+            self.dispatcher.handle, keyframes_in=lambda: self.fanout.stats.keyframes_in
+        )
+        self.sessions.on_channel_event = self.control.on_channel_event
         self.mqtt = MqttClient(
             _mqtt_settings(config, self.topics),
             on_message=self._on_message,
@@ -158,6 +165,7 @@ class Agent:
         sd_notify("STOPPING=1")
         self.rpc.accepting = False
         await self.sessions.close_all("device shutting down")
+        self.control.close()
         await self.rpc.close()
         for task in list(self._tasks):
             task.cancel()
@@ -260,6 +268,9 @@ class Agent:
         await self._camera_awake()
         return await self.changes.set_controls(values)
 
+    def subscribe_stats(self, client: str, session: str, interval: float | None) -> None:
+        self.control.subscribe_stats(client, session, interval)
+
     # --- what config changes and the camera call back into ---------------------------------
 
     def config_applied(self, new: Config) -> None:
@@ -274,6 +285,7 @@ class Agent:
 
     def stream_changed(self) -> None:
         self._event("stream.changed", stream=self.stream_info())
+        self.control.notify_all("stream.changed", {"stream": self.stream_info()})
         self.publish_status(force=True)
 
     def request_keyframe_from_camera(self) -> None:
@@ -312,6 +324,8 @@ class Agent:
         if reason:
             params["reason"] = reason
         self.rpc.notify(client, notification("webrtc.state", params))
+        if state in ("failed", "closed"):
+            self.control.session_ended(client, session)
         if state in ("connected", "failed", "closed"):
             event = {"connected": "session.opened"}.get(state, f"session.{state}")
             self._event(event, session=session, client=client, reason=reason)

@@ -5,6 +5,8 @@ handshake against a DTLS server in memory, so each viewer has its own SRTP conte
 pushes the frames through the fan-out as fast as it can: packetize once per frame, and per
 viewer stamp the header, SRTP-protect and ``sendto`` a local UDP socket. The figure is CPU
 time per viewer per second of video, the number that decides how many viewers a Pi serves.
+With ``--datachannel`` it also measures viewers that each hold one open, idle datachannel
+(an established SCTP association): that must not slow the media path.
 """
 
 from __future__ import annotations
@@ -19,7 +21,22 @@ import av
 
 from agent.media.fanout import FanOut
 from agent.rtc.certificate import Certificate
-from agent.rtc.dtls import DtlsRole, DtlsState, DtlsTransport, SrtpProfile
+from agent.rtc.datachannel import (
+    ChannelOpened,
+    ChannelOptions,
+    ChannelsReady,
+    DataChannels,
+    SctpParams,
+    data_channels_for,
+)
+from agent.rtc.dtls import (
+    DtlsApplicationData,
+    DtlsConnected,
+    DtlsRole,
+    DtlsState,
+    DtlsTransport,
+    SrtpProfile,
+)
 from agent.rtc.peer import PeerSession, PeerState, VideoSendParams
 from hw.frame import EncodedFrame
 
@@ -70,8 +87,12 @@ class _UdpSink:
             send(datagram, addr)
 
 
-def connected_peer(certificate: Certificate, profile: SrtpProfile) -> PeerSession:
-    """A viewer session whose DTLS handshake ran against an in-memory DTLS server."""
+def connected_peer(
+    certificate: Certificate, profile: SrtpProfile, *, datachannel: bool = False
+) -> PeerSession:
+    """A viewer session whose DTLS handshake ran against an in-memory DTLS server; with
+    ``datachannel``, also an SCTP association to in-memory datachannels and one open
+    channel (`control`, idle from then on)."""
     remote_cert = Certificate.generate()
     peer = PeerSession(
         certificate=certificate,
@@ -79,24 +100,51 @@ def connected_peer(certificate: Certificate, profile: SrtpProfile) -> PeerSessio
         remote_fingerprints=[("sha-256", remote_cert.fingerprint("sha-256"))],
         video=VideoSendParams(payload_type=102, ssrc=0x1234, cname="bench"),
         srtp_profiles=[profile],
+        sctp=SctpParams() if datachannel else None,
     )
     server = DtlsTransport(
         remote_cert, DtlsRole.SERVER, [("sha-256", certificate.fingerprint("sha-256"))]
     )
+    remote = (
+        data_channels_for(SctpParams(), dtls_client=False, name="bench") if datachannel else None
+    )
+    opened = not datachannel
     peer.start(0.0)
-    for _ in range(20):
+    for _ in range(40):
         for datagram in peer.datagrams_to_send():
             server.receive(datagram, 0.0)
+        _serve_remote(server, remote)
         for datagram in server.datagrams_to_send():
             peer.receive(datagram, 0.0)
-        if peer.state is PeerState.CONNECTED and server.state is DtlsState.CONNECTED:
-            while peer.next_event() is not None:
-                pass
+        while (event := peer.next_event()) is not None:
+            if isinstance(event, ChannelsReady) and peer.channels is not None:
+                peer.channels.open_channel(ChannelOptions("control"), 0.0)
+            opened = opened or isinstance(event, ChannelOpened)
+        connected = peer.state is PeerState.CONNECTED and server.state is DtlsState.CONNECTED
+        if connected and opened:
             return peer
-    raise RuntimeError("the in-memory DTLS handshake did not finish")
+    raise RuntimeError("the in-memory DTLS (and SCTP) handshake did not finish")
 
 
-def run_fanout(frames: list[EncodedFrame], viewers: int, profile: SrtpProfile) -> float:
+def _serve_remote(server: DtlsTransport, remote: DataChannels | None) -> None:
+    """The in-memory viewer's datachannels: DTLS application data in and out."""
+    while (event := server.next_event()) is not None:
+        if remote is None:
+            continue
+        if isinstance(event, DtlsConnected):
+            remote.start(0.0)
+        elif isinstance(event, DtlsApplicationData):
+            remote.receive(event.data, 0.0)
+    if remote is not None:
+        while remote.next_event() is not None:
+            pass
+        for packet in remote.datagrams_to_send():
+            server.send_application_data(packet)
+
+
+def run_fanout(
+    frames: list[EncodedFrame], viewers: int, profile: SrtpProfile, *, datachannel: bool = False
+) -> float:
     """CPU seconds to fan ``frames`` out to ``viewers``."""
     certificate = Certificate.generate()
     sink_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -106,7 +154,8 @@ def run_fanout(frames: list[EncodedFrame], viewers: int, profile: SrtpProfile) -
     addr = sink_socket.getsockname()
     fanout = FanOut(lambda: None)
     for _ in range(viewers):
-        fanout.add(_UdpSink(connected_peer(certificate, profile), sender, addr), 0.0)
+        peer = connected_peer(certificate, profile, datachannel=datachannel)
+        fanout.add(_UdpSink(peer, sender, addr), 0.0)
     # Nobody reads the receiving socket: its buffer fills and the kernel drops, which costs
     # the sender the same as a real path.
     started = time.process_time()
@@ -128,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", choices=[p.name for p in SrtpProfile], default="AEAD_AES_128_GCM"
     )
+    parser.add_argument(
+        "--datachannel",
+        action="store_true",
+        help="also measure viewers that each hold one open, idle datachannel",
+    )
     args = parser.parse_args(argv)
     width, height = (int(x) for x in args.size.split("x"))
     print(f"encoding {args.seconds:g} s of {args.size}@{args.framerate} at {args.bitrate} bit/s")
@@ -145,4 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         f"per viewer: {per_viewer * 100:.2f}% of one core "
         f"({per_viewer * 1e3:.2f} ms CPU per second of video, {args.profile})"
     )
+    if args.datachannel:
+        with_channel = run_fanout(frames, args.viewers, profile, datachannel=True)
+        per_viewer_dc = (with_channel - base) / args.viewers / video_seconds
+        print(
+            f"{args.viewers} viewers with an idle datachannel each: per viewer "
+            f"{per_viewer_dc * 100:.2f}% of one core "
+            f"({(per_viewer_dc / per_viewer - 1) * 100:+.1f}% against without)"
+        )
     return 0

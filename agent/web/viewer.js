@@ -8,6 +8,7 @@ const RPC_TIMEOUT_MS = 15000;
 const STATS_INTERVAL_MS = 1000;
 const RECONNECT_MS = 2000;
 const CLOSE_GRACE_MS = 2000;
+const DEVICE_STATS_INTERVAL_S = 1;
 const MQTT_MISSING = "mqtt.js missing (vendor/mqtt.min.js): run `make web-deps`";
 const FIELDS = ["broker", "username", "password", "client", "device", "prefix"];
 // MQTT CONNACK codes that mean "wrong credentials" (3.1.1: 4, 5; v5: 134, 135, 138, 140): no
@@ -38,6 +39,7 @@ let session = null; // {id, device, pc, offerSent, early[], remoteReady, remote[
 let deviceState = null;
 let lastError = null;
 let stats = {};
+let deviceStats = {}; // the device's own session.stats over the control channel
 const devices = new Map(); // device id -> status object as received
 const replyTopics = new Map(); // reply topic -> Promise of its SUBACK
 const pending = new Map(); // JSON-RPC id -> {resolve, reject, timer}
@@ -217,6 +219,12 @@ function request(device, method, params) {
 }
 
 async function rpc(device, method, params = {}) {
+  // Once the session's `control` channel is open, its device is asked over it (PROTOCOL.md
+  // section 6); webrtc.* and everything before the channel opens go over MQTT.
+  const s = session;
+  if (s && s.device === device && controlOpen(s) && !method.startsWith("webrtc.")) {
+    return controlRequest(s, method, params);
+  }
   if (!mq) throw new Error("not connected to a broker");
   if (!device) throw new Error("no device chosen");
   await ensureReply(device);
@@ -340,10 +348,72 @@ function iceServers() {
   return servers;
 }
 
-// HOOK (datachannel, a later issue): create the `control` channel here, before createOffer, so
-// the offer carries an m=application section; route its JSON-RPC like replyReceived does.
-function attachControlChannel(_pc) {
-  return null;
+// The `control` channel is created before createOffer, so the offer carries an
+// m=application section. Its responses share `pending` with MQTT (ids are unique per page).
+function attachControlChannel(s, pc) {
+  const channel = pc.createDataChannel("control", { ordered: true });
+  s.control = channel;
+  channel.onopen = () => {
+    if (session !== s) return;
+    setControlTransport("datachannel");
+    controlRequest(s, "session.subscribe_stats", { session: s.id, interval: DEVICE_STATS_INTERVAL_S })
+      .catch((err) => noteError("session.subscribe_stats", err));
+  };
+  channel.onclose = () => { if (session === s) setControlTransport("mqtt"); };
+  channel.onmessage = (e) => {
+    if (session !== s || typeof e.data !== "string") return;
+    let msg;
+    try {
+      msg = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    if (msg && typeof msg.method === "string") controlNotification(s, msg.method, msg.params);
+    else replyReceived(msg);
+  };
+  return channel;
+}
+
+const controlOpen = (s) => Boolean(s.control && s.control.readyState === "open");
+
+function setControlTransport(name) {
+  $("control-transport").textContent = name;
+  document.body.dataset.control = name;
+}
+
+function controlRequest(s, method, params) {
+  const id = `${pageTag}-${nextId++}`;
+  const answer = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      pending.delete(id);
+      reject(new Error(`${method}: no answer on control within ${RPC_TIMEOUT_MS / 1000} s`));
+    }, RPC_TIMEOUT_MS);
+    pending.set(id, { resolve, reject, timer });
+  });
+  s.control.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+  return answer;
+}
+
+function controlNotification(s, method, params) {
+  if (!params || typeof params !== "object") return;
+  if (method === "session.stats" && params.session === s.id) {
+    deviceStats = params;
+    renderDeviceStats();
+  } else if (method === "stream.changed") {
+    $("stream-changed").textContent = `stream: ${streamText(params.stream)}`;
+  }
+}
+
+function renderDeviceStats() {
+  const show = (id, value) => { $(id).textContent = value ?? "–"; };
+  const d = deviceStats;
+  const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  show("dev-bitrate", num(d.bitrate) === null ? null : `${(d.bitrate / 1000).toFixed(0)} kbit/s`);
+  show("dev-fps", num(d.fps) === null ? null : d.fps.toFixed(1));
+  show("dev-rtt", num(d.rtt) === null ? null : `${(d.rtt * 1000).toFixed(1)} ms`);
+  show("dev-loss", num(d.fraction_lost) === null ? null : `${(d.fraction_lost * 100).toFixed(1)} %`);
+  show("dev-nacks", num(d.nacks) === null ? null : String(d.nacks));
+  show("dev-keyframes", num(d.keyframes) === null ? null : String(d.keyframes));
 }
 
 async function play(device = field("device").value.trim()) {
@@ -352,13 +422,16 @@ async function play(device = field("device").value.trim()) {
   if (session) await closeSession().catch(() => {});
   const s = {
     id: `s-${randomId(8)}`, device, pc: null, offerSent: false, early: [], endSent: false,
-    remoteReady: false, remote: [], timer: null, prev: null,
+    remoteReady: false, remote: [], timer: null, prev: null, control: null,
   };
   session = s;
   deviceState = null;
   $("device-state").textContent = "";
   stats = {};
   renderStats();
+  deviceStats = {};
+  renderDeviceStats();
+  setControlTransport("mqtt");
   lastError = null;
   $("session-error").textContent = "";
   $("play-result").textContent = "";
@@ -370,7 +443,7 @@ async function play(device = field("device").value.trim()) {
     const pc = new RTCPeerConnection({ iceServers: iceServers() });
     s.pc = pc;
     pc.addTransceiver("video", { direction: "recvonly" });
-    attachControlChannel(pc);
+    attachControlChannel(s, pc);
     pc.ontrack = (e) => { video.srcObject = e.streams[0] ?? new MediaStream([e.track]); };
     pc.onicecandidate = (e) => {
       const candidate = e.candidate && e.candidate.candidate ? e.candidate : null;
@@ -447,6 +520,7 @@ function end(s, next, reason) {
   if (session !== s) return;
   clearInterval(s.timer);
   if (s.pc) s.pc.close();
+  setControlTransport("mqtt");
   video.srcObject = null;
   session = null;
   setState(next, reason);
@@ -609,12 +683,18 @@ window.edgecam = {
   get device() { return session ? session.device : null; },
   get deviceState() { return deviceState; },
   get pc() { return session ? session.pc : null; },
+  get control() { return session && controlOpen(session) ? session.control : null; },
+  deviceStats: () => ({ ...deviceStats }),
   get lastError() { return lastError; },
   stats: () => ({ ...stats }),
   framesDecoded: () => stats.framesDecoded ?? 0,
   devices: () => [...devices].map(([id, status]) => ({ device: id, ...status })),
   connect, disconnect, play, close: closeSession,
   rpc: (method, params) => rpc(targetDevice(), method, params),
+  // Only over the control channel (for tests and the console); rejects before it is open.
+  controlRpc: (method, params = {}) => (session && controlOpen(session)
+    ? controlRequest(session, method, params)
+    : Promise.reject(new Error("the control channel is not open"))),
 };
 
 const query = new URLSearchParams(location.search);

@@ -19,9 +19,10 @@ def loopback_only_host_addresses(monkeypatch: Any) -> None:
 class AiortcViewer:
     """Offers recvonly video, plays the answer, counts decoded frames."""
 
-    def __init__(self, *, datachannel: bool = False) -> None:
+    def __init__(self, *, datachannel: bool = False, video: bool = True) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.pc.addTransceiver("video", direction="recvonly")
+        if video:
+            self.pc.addTransceiver("video", direction="recvonly")
         self.channel = self.pc.createDataChannel("control") if datachannel else None
         self.frames = 0
         self.sizes: set[tuple[int, int]] = set()
@@ -64,7 +65,8 @@ class AiortcViewer:
     async def accept(self, answer: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         # What aiortc negotiated from our answer (the codecs it will decode with).
-        self.codec = self.pc.getTransceivers()[0]._codecs[0].mimeType
+        transceivers = self.pc.getTransceivers()
+        self.codec = transceivers[0]._codecs[0].mimeType if transceivers else None
 
     async def wait_frames(self, count: int, timeout: float = 30) -> None:
         async def enough() -> None:

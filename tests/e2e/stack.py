@@ -44,7 +44,7 @@ async def running_stack(
     max_viewers: int = 16,
     ice_servers: IceServers | None = None,
     ice_addresses: list[str] | None = None,
-    accept_datachannel: bool = False,
+    accept_datachannel: bool = True,
 ) -> AsyncIterator[Stack]:
     source = TestPatternSource(settings or StreamSettings(320, 240, 30, 500_000))
     fanout = FanOut(source.request_keyframe)

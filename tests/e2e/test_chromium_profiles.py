@@ -60,5 +60,5 @@ async def test_an_offer_without_h264_is_refused_naming_why() -> None:
         await page.expose_function("sendCandidate", lambda candidate: None)
         await page.set_content(PAGE)
         offer = await page.evaluate("() => window.startOffer(null)")  # VP8 only
-        with pytest.raises(NegotiationError, match="H.264"):
+        with pytest.raises(NegotiationError, match=r"H\.264"):
             await stack.manager.offer("viewer-chromium", "s1", offer)

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from agent.rtc import h264_profile as h264_profile_module
 from agent.rtc import sdp as sdp_module
 from agent.rtc.sdp import (
+    ANSWER_MAX_MESSAGE_SIZE,
     Answer,
     Fingerprint,
     LocalUsageError,
@@ -252,7 +253,10 @@ def test_answer_round_trips_through_our_parser(name: str) -> None:
         assert video.direction == "sendonly" and video.extmaps == []
     if answer.datachannel_mid is not None:
         app = parsed.application
-        assert app is not None and (app.sctp_port, app.max_message_size) == (5000, 262144)
+        assert app is not None and (app.sctp_port, app.max_message_size) == (
+            5000,
+            ANSWER_MAX_MESSAGE_SIZE,
+        )
 
 
 def test_video_section_of_the_answer() -> None:
@@ -334,7 +338,8 @@ def test_datachannel_only_offer_gets_datachannel_only_answer(name: str) -> None:
     assert answer.h264 is None and answer.video_mid is None and not answer.send_video
     assert answer.mids == ["0"] and answer.datachannel_mid == "0"
     assert "m=video" not in answer.sdp and "a=ssrc" not in answer.sdp
-    assert "a=sctp-port:5000" in answer.sdp and "a=max-message-size:262144" in answer.sdp
+    assert "a=sctp-port:5000" in answer.sdp
+    assert f"a=max-message-size:{ANSWER_MAX_MESSAGE_SIZE}" in answer.sdp
 
 
 @pytest.mark.parametrize(
@@ -473,7 +478,7 @@ def test_unwanted_datachannel_tag_is_accepted_but_not_served() -> None:
         *TRANSPORT_LINES,
         "a=mid:0",
         "a=sctp-port:5000",
-        "a=max-message-size:262144",
+        f"a=max-message-size:{ANSWER_MAX_MESSAGE_SIZE}",
     ]
     assert answer.datachannel_mid is None and answer.remote_sctp_port is None
     assert (answer.mids, answer.transport_mid) == (["0", "1"], "0")

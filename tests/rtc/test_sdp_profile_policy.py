@@ -83,5 +83,6 @@ def test_no_usable_h264_names_why() -> None:
     with pytest.raises(NegotiationError) as caught:
         answer_for(offer_with("104 114"))
     message = str(caught.value)
-    assert "42e0 (constrained baseline) or one that decodes it (baseline, main, constrained-high, high, predictive-high-444)" in message
+    also = "baseline, main, constrained-high, high, predictive-high-444"
+    assert f"42e0 (constrained baseline) or one that decodes it ({also})" in message
     assert "packetization-mode=1" in message and "m=video section (mid 0)" in message

@@ -45,6 +45,12 @@ class Reassembly:
         self._next_ssn: dict[int, int] = {}
         self._waiting: dict[int, dict[int, Message]] = {}  # stream -> ssn -> message
 
+    def _too_large(self, size: int) -> str:
+        return (
+            f"received message of {size}+ bytes exceeds our a=max-message-size "
+            f"{self.max_message_size}"
+        )
+
     def add(self, chunk: Data) -> list[Message]:
         """Take one new DATA chunk; return the messages it makes deliverable, in order."""
         if chunk.begin and chunk.end:
@@ -52,7 +58,7 @@ class Reassembly:
                 chunk.stream_id, chunk.ssn, chunk.ppid, chunk.user_data, chunk.unordered
             )
             if len(chunk.user_data) > self.max_message_size:
-                raise ReassemblyError("received message exceeds max-message-size")
+                raise ReassemblyError(self._too_large(len(chunk.user_data)))
             return self._order(message)
         completed = self._add_fragment(chunk)
         return self._order(completed) if completed else []
@@ -104,7 +110,7 @@ class Reassembly:
         runs.by_end[end] = start
         runs.sizes[start] = size
         if size > self.max_message_size:
-            raise ReassemblyError("received message exceeds max-message-size")
+            raise ReassemblyError(self._too_large(size))
         if runs.fragments[start].begin and runs.fragments[end].end:
             return self._extract(runs, start, end)
         return None

@@ -15,7 +15,9 @@ from .negotiate import DATACHANNEL_FORMAT, Plan
 from .parse import Offer
 
 ANSWER_SCTP_PORT = 5000
-ANSWER_MAX_MESSAGE_SIZE = 262144
+# What our answer accepts (RFC 8841); the association enforces the same number on receive.
+# 4 MiB: a snapshot or a file in one message, bounded so a peer can't make a Pi hold more.
+ANSWER_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 
 
 def _check(value: object, pattern: re.Pattern[str], what: str) -> None:

@@ -1,0 +1,52 @@
+"""The `session.stats` notification: one viewer's send rates and the viewer's reports.
+
+Rates are deltas between two samples of the peer's counters (PeerStats); RTT and loss come
+from the viewer's RTCP receiver reports, NACKs and keyframe requests from its feedback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agent.rtc.peer import PeerStats
+
+
+@dataclass(slots=True)
+class StatsSampler:
+    """Turns successive PeerStats readings of one session into `session.stats` params."""
+
+    session: str
+    last_at: float | None = None
+    last_bytes: int = 0
+    last_frames: int = 0
+    samples: int = 0
+
+    def sample(
+        self, stats: PeerStats, now: float, wallclock: float, keyframes_in: int
+    ) -> dict[str, Any]:
+        """Params of one notification; rates are over the time since the previous call."""
+        elapsed = None if self.last_at is None else now - self.last_at
+        if elapsed is not None and elapsed > 0:
+            bitrate = round((stats.bytes_sent - self.last_bytes) * 8 / elapsed)
+            fps = round((stats.frames_sent - self.last_frames) / elapsed, 2)
+        else:
+            bitrate, fps = 0, 0.0
+        self.last_at, self.last_bytes, self.last_frames = now, stats.bytes_sent, stats.frames_sent
+        self.samples += 1
+        return {
+            "session": self.session,
+            "ts": round(wallclock, 3),
+            "bitrate": bitrate,
+            "fps": fps,
+            "rtt": None if stats.rtt is None else round(stats.rtt, 4),
+            "fraction_lost": round(stats.fraction_lost, 4),
+            "jitter": stats.jitter,
+            "nacks": stats.nacks_received,
+            "retransmits": stats.retransmits,
+            "keyframe_requests": stats.keyframe_requests,
+            "keyframes": keyframes_in,
+            "packets_sent": stats.packets_sent,
+            "bytes_sent": stats.bytes_sent,
+            "frames_sent": stats.frames_sent,
+        }
