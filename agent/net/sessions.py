@@ -14,6 +14,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from agent.media.fanout import FanOut
 from agent.net.driver import PeerDriver
@@ -73,6 +74,16 @@ STREAM_WAIT = 10.0
 DEFAULT_MAX_SESSIONS_PER_CLIENT = 2
 
 
+class SessionState(StrEnum):
+    """A viewer session's life, as ``webrtc.state`` and ``session.list`` spell it."""
+
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
 StateCallback = Callable[[str, str, str, "str | None"], None]  # client, session, state, reason
 CandidateCallback = Callable[[str, str, "str | None"], None]  # client, session, candidate
 # client, session, the session's driver (its peer owns the channels; kick() after a send)
@@ -94,7 +105,7 @@ class _Session:
     since: float
     ice: IceTransport
     driver: PeerDriver | None = None
-    state: str = "new"
+    state: SessionState = SessionState.NEW
     transport_mid: str | None = None
     transport_mline: int = 0
     answered: bool = False
@@ -231,14 +242,14 @@ class SessionManager:
         entry = self._sessions.pop(key, None)
         if entry is None:
             raise UnknownSessionError(f"unknown session {session!r}")
-        await self._teardown(entry, "closed", reason)
+        await self._teardown(entry, SessionState.CLOSED, reason)
 
     async def close_all(self, reason: str = "device shutting down") -> None:
         """Close every session; offers still being answered are refused from now on."""
         self.closing = True
         entries = list(self._sessions.values())
         self._sessions.clear()
-        await asyncio.gather(*(self._teardown(e, "closed", reason) for e in entries))
+        await asyncio.gather(*(self._teardown(e, SessionState.CLOSED, reason) for e in entries))
 
     def send_application_data(self, client: str, session: str, data: bytes) -> None:
         entry = self._sessions.get((client, session))
@@ -370,7 +381,7 @@ class SessionManager:
         # Report state and trickled local candidates only after the answer is out
         # (PROTOCOL.md section 4 order), so no viewer hears of a session it has no answer
         # for: the caller sends the answer before the loop runs these.
-        self._loop.call_soon(self._set_state, entry, "connecting", None)
+        self._loop.call_soon(self._set_state, entry, SessionState.CONNECTING, None)
         self._loop.call_soon(self._release_candidates, entry)
         return answer.sdp
 
@@ -422,7 +433,7 @@ class SessionManager:
             return
         now = self._loop.time()
         if isinstance(event, PeerConnected):
-            self._set_state(entry, "connected", None)
+            self._set_state(entry, SessionState.CONNECTED, None)
             if entry.driver.peer.srtp_ready and entry.driver.peer.sends_video:
                 self.fanout.add(entry.driver, now)
         elif isinstance(event, KeyframeRequested):
@@ -438,10 +449,10 @@ class SessionManager:
                 entry.feeder.cancel()
             self.fanout.remove(entry.driver)
             self._sessions.pop(key, None)
-            state = "failed" if isinstance(event, PeerFailed) else "closed"
+            state = SessionState.FAILED if isinstance(event, PeerFailed) else SessionState.CLOSED
             self._set_state(entry, state, event.reason)
 
-    async def _teardown(self, entry: _Session, state: str, reason: str) -> None:
+    async def _teardown(self, entry: _Session, state: SessionState, reason: str) -> None:
         await self._discard(entry, reason)
         self._set_state(entry, state, reason)
 
@@ -457,8 +468,8 @@ class SessionManager:
             with contextlib.suppress(Exception):
                 await entry.ice.close()
 
-    def _set_state(self, entry: _Session, state: str, reason: str | None) -> None:
-        if entry.state == state or entry.state in ("failed", "closed"):
+    def _set_state(self, entry: _Session, state: SessionState, reason: str | None) -> None:
+        if entry.state == state or entry.state in (SessionState.FAILED, SessionState.CLOSED):
             return
         logger.info(
             "session %s/%s: %s -> %s%s",

@@ -88,6 +88,9 @@ class FakeDevice:
         self._record("session_rows")
         return [{"session": "s1", "client": "viewer-1"}]
 
+    def subscribe_stats(self, client: str, session: str, interval: float | None) -> None:
+        self._record("subscribe_stats", client, session, interval)
+
     async def camera_controls(self) -> dict[str, dict[str, Any]]:
         self._record("camera_controls")
         return {"brightness": {"type": "float", "min": -1.0, "max": 1.0, "value": 0.0}}
@@ -167,6 +170,7 @@ METHODS: list[tuple[str, dict[str, Any], Role, str]] = [
     ("device.status", {}, Role.VIEWER, "status"),
     ("session.list", {}, Role.OPERATOR, "session_rows"),
     ("session.close", {"session": "s1"}, Role.VIEWER, "close_session"),
+    ("session.subscribe_stats", {"session": "s1"}, Role.VIEWER, "subscribe_stats"),
     ("config.get", {}, Role.ADMIN, "config_redacted"),
     ("config.set", {"webrtc": {"max_viewers": 2}}, Role.ADMIN, "apply_config"),
 ]

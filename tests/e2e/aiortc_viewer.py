@@ -28,7 +28,7 @@ class AiortcViewer:
         self.sizes: set[tuple[int, int]] = set()
         self.codec: str | None = None
         self.last_frame_at: float | None = None
-        self.longest_gap = 0.0  # seconds between two decoded frames, since reset_gap()
+        self._longest_gap = 0.0  # seconds between two decoded frames, since reset_gap()
         self._frame_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.pc.on("track", self._on_track)
@@ -42,7 +42,7 @@ class AiortcViewer:
                 frame = await track.recv()
                 now = asyncio.get_running_loop().time()
                 if self.last_frame_at is not None:
-                    self.longest_gap = max(self.longest_gap, now - self.last_frame_at)
+                    self._longest_gap = max(self._longest_gap, now - self.last_frame_at)
                 self.last_frame_at = now
                 self.frames += 1
                 self.sizes.add((frame.width, frame.height))
@@ -50,13 +50,13 @@ class AiortcViewer:
 
     def reset_gap(self) -> None:
         """Measure the longest gap between frames from now on."""
-        self.longest_gap = 0.0
+        self._longest_gap = 0.0
 
     def gap_now(self) -> float:
         """The longest gap so far, counting the one still open (no frame since the last)."""
         if self.last_frame_at is None:
             return float("inf")
-        return max(self.longest_gap, asyncio.get_running_loop().time() - self.last_frame_at)
+        return max(self._longest_gap, asyncio.get_running_loop().time() - self.last_frame_at)
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())

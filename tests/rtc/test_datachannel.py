@@ -17,6 +17,9 @@ from agent.rtc.datachannel import (
     SctpParams,
     data_channels_for,
 )
+from agent.rtc.dcep import PPID_DCEP
+from agent.rtc.sctp.data_chunks import Data
+from agent.rtc.sctp.packet import Packet
 from tests.rtc.sctp_net import Network, Sent
 
 
@@ -149,7 +152,9 @@ def test_negotiated_channel_needs_no_dcep() -> None:
     client.channels.send(7, "ping", net.now)
     net.run(lambda: bool(server.messages(7)))
     assert server.messages(7) == ["ping"]
-    assert all(s.data[28:29] != b"\x03" for s in net.sent)  # no DATA_CHANNEL_OPEN went out
+    # No DCEP message (DATA_CHANNEL_OPEN or ACK) went out, in any chunk of any packet.
+    data_chunks = [c for s in net.sent for c in Packet.parse(s.data).chunks if isinstance(c, Data)]
+    assert data_chunks and all(c.ppid != PPID_DCEP for c in data_chunks)
 
 
 def test_closing_one_channel_leaves_the_others() -> None:
