@@ -29,7 +29,7 @@ from agent.rtc.sctp.data_chunks import Data, ForwardTsn, Sack
 from agent.rtc.sctp.params import chunk_extent
 from agent.rtc.sctp.reconfig import ReConfig
 
-Chunk = (
+KnownChunk = (
     Data
     | Sack
     | Init
@@ -45,29 +45,10 @@ Chunk = (
     | ShutdownComplete
     | ForwardTsn
     | ReConfig
-    | UnknownChunk
 )
+Chunk = KnownChunk | UnknownChunk
 
-_KNOWN: dict[
-    int,
-    type[
-        Data
-        | Sack
-        | Init
-        | InitAck
-        | CookieEcho
-        | CookieAck
-        | Heartbeat
-        | HeartbeatAck
-        | Abort
-        | Error
-        | Shutdown
-        | ShutdownAck
-        | ShutdownComplete
-        | ForwardTsn
-        | ReConfig
-    ],
-] = {
+_KNOWN: dict[int, type[KnownChunk]] = {
     kind.TYPE: kind
     for kind in (
         Data,
