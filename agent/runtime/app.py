@@ -234,8 +234,12 @@ class Agent:
         except ValueError as exc:
             raise StreamChangeError(str(exc)) from None
 
+    def now(self) -> float:
+        """The agent's clock (the loop's) for rate limits."""
+        return self._loop.time()
+
     def allow_offer(self, client: str) -> bool:
-        return self.offer_limiter.allow(client, self._loop.time())
+        return self.offer_limiter.allow(client, self.now())
 
     async def offer(
         self, client: str, session: str, sdp: str, ice_servers: list[dict[str, Any]] | None
