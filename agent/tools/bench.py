@@ -38,6 +38,8 @@ from agent.rtc.dtls import (
     SrtpProfile,
 )
 from agent.rtc.peer import PeerSession, PeerState, VideoSendParams
+from agent.tools.args import Parser, integer, number
+from agent.tools.args import size as frame_size
 from hw.frame import EncodedFrame
 
 
@@ -168,14 +170,29 @@ def run_fanout(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="edgecam bench fanout", description=__doc__)
-    parser.add_argument("--viewers", type=int, default=10, help="viewers to measure with")
-    parser.add_argument("--size", default="1280x720")
-    parser.add_argument("--framerate", type=int, default=30)
-    parser.add_argument("--bitrate", type=int, default=2_000_000)
-    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of video")
+    parser = Parser(
+        prog="edgecam bench fanout",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument(
-        "--profile", choices=[p.name for p in SrtpProfile], default="AEAD_AES_128_GCM"
+        "--viewers", type=integer(1, 1000), default=10, help="viewers to measure with, 1..1000"
+    )
+    parser.add_argument(
+        "--size", type=frame_size, default=(1280, 720), help="test pattern WIDTHxHEIGHT (even)"
+    )
+    parser.add_argument("--framerate", type=integer(1, 120), default=30, help="frames per s")
+    parser.add_argument(
+        "--bitrate", type=integer(50_000, 50_000_000), default=2_000_000, help="bits per s"
+    )
+    parser.add_argument(
+        "--seconds", type=number(1, 600), default=10.0, help="seconds of video to send"
+    )
+    parser.add_argument(
+        "--profile",
+        choices=[p.name for p in SrtpProfile],
+        default="AEAD_AES_128_GCM",
+        help="SRTP protection profile",
     )
     parser.add_argument(
         "--datachannel",
@@ -183,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure viewers that each hold one open, idle datachannel",
     )
     args = parser.parse_args(argv)
-    width, height = (int(x) for x in args.size.split("x"))
-    print(f"encoding {args.seconds:g} s of {args.size}@{args.framerate} at {args.bitrate} bit/s")
+    width, height = args.size
+    print(
+        f"encoding {args.seconds:g} s of {width}x{height}@{args.framerate} at {args.bitrate} bit/s"
+    )
     frames = encode_test_pattern(width, height, args.framerate, args.seconds, args.bitrate)
     video_seconds = len(frames) / args.framerate
     size = sum(f.size for f in frames)

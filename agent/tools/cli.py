@@ -10,17 +10,20 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from agent import __version__
+from agent.tools.args import Parser, fail, integer, number, size
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edgecam",
         description="Camera agent: H.264 to browsers over WebRTC, signalled over MQTT-over-TLS.",
     )
     parser.add_argument("--version", action="version", version=f"edgecam {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
 
     run = commands.add_parser(
         "run",
@@ -29,7 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         "or SIGINT every session is closed, the device is marked offline, and it exits 0.",
     )
     run.add_argument("--config", required=True, metavar="PATH", help="the TOML config file")
-    run.add_argument("--log-level", default=None, help="override logging.level (debug, info...)")
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error", "critical"],
+        default=None,
+        help="override the config's logging.level for this run",
+    )
 
     check = commands.add_parser(
         "check",
@@ -47,10 +55,31 @@ def _parser() -> argparse.ArgumentParser:
         "agent streaming a test pattern, and the browser viewer. Prints the viewer URL; "
         "Ctrl-C stops everything.",
     )
-    demo.add_argument("--port", type=int, default=8080, help="viewer HTTP port (default 8080)")
-    demo.add_argument("--size", default="1280x720", help="test pattern size (default 1280x720)")
-    demo.add_argument("--framerate", type=float, default=30.0, help="frames per second")
-    demo.add_argument("--bitrate", type=int, default=2_000_000, help="bits per second")
+    demo.add_argument(
+        "--port",
+        type=integer(0, 65535),
+        default=None,
+        help="viewer HTTP port; an explicit port that is taken is an error "
+        "(default: 8080, or a free one if 8080 is taken)",
+    )
+    demo.add_argument(
+        "--size",
+        type=size,
+        default=(1280, 720),
+        help="test pattern WIDTHxHEIGHT, even (default 1280x720)",
+    )
+    demo.add_argument(
+        "--framerate",
+        type=number(1, 120),
+        default=30.0,
+        help="frames per second, 1..120 (default 30)",
+    )
+    demo.add_argument(
+        "--bitrate",
+        type=integer(50_000, 50_000_000),
+        default=2_000_000,
+        help="bits per second, 50000..50000000 (default 2000000)",
+    )
 
     bench = commands.add_parser(
         "bench",
@@ -133,11 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from agent.tools.demo import DemoOptions, run_demo
 
-        try:
-            width, height = (int(x) for x in args.size.lower().split("x"))
-        except ValueError:
-            print(f"error: --size {args.size!r}: expected WIDTHxHEIGHT", file=sys.stderr)
-            return 2
+        width, height = args.size
         logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
         options = DemoOptions(
             http_port=args.port,
@@ -146,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             framerate=args.framerate,
             bitrate=args.bitrate,
         )
-        return _run_until_signal(lambda stop: run_demo(options, stop))
+        try:
+            return _run_until_signal(lambda stop: run_demo(options, stop))
+        except OSError as exc:
+            fail("edgecam demo", f"--port {args.port}: {exc.strerror or exc}")
     return 2
 
 

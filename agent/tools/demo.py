@@ -36,12 +36,13 @@ from agent.web.server import ViewerServer, viewer_url
 logger = logging.getLogger(__name__)
 
 DEVICE_ID = "demo-cam"
+DEFAULT_HTTP_PORT = 8080
 
 
 @dataclass(frozen=True)
 class DemoOptions:
     host: str = "127.0.0.1"
-    http_port: int = 8080
+    http_port: int | None = None  # None: 8080, or a free port if 8080 is taken
     width: int = 1280
     height: int = 720
     framerate: float = 30.0
@@ -160,10 +161,13 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event) -> None:
         async with _local_broker(options.host, state_dir) as (mqtt_port, ws_port):
             agent = Agent(demo_config(options, mqtt_port, state_dir))
             await agent.start()
-            viewer = ViewerServer(host=options.host, port=options.http_port)
+            viewer = ViewerServer(host=options.host, port=options.http_port or DEFAULT_HTTP_PORT)
             try:
                 await viewer.start()
             except OSError:
+                if options.http_port is not None:
+                    await agent.stop()
+                    raise  # an explicit port that is taken is the user's to change
                 viewer = ViewerServer(host=options.host, port=0)
                 await viewer.start()
             url = viewer_url(viewer.url, broker=f"ws://{options.host}:{ws_port}", device=DEVICE_ID)

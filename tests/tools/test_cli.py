@@ -64,3 +64,46 @@ def test_the_example_config_passes_check_apart_from_its_files(
     assert main(["check", "--config", str(ROOT / "config" / "edgecam.example.toml")]) == 1
     for line in capsys.readouterr().err.splitlines():
         assert line.startswith(("error: mqtt.", "error: device.", "warning: ", "error: camera."))
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["bench", "fanout", "--viewers", "0"], "--viewers"),
+        (["demo", "--size", "641x480"], "--size"),
+        (["demo", "--size", "big"], "--size"),
+        (["demo", "--framerate", "0"], "--framerate"),
+        (["demo", "--bitrate", "10"], "--bitrate"),
+        (["run", "--config", "x.toml", "--log-level", "verbose"], "--log-level"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(argv: list[str], names: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.tools.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and names in lines[0] and "error" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_demo_refuses_an_explicit_port_that_is_taken() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "agent.tools.cli", "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+    assert done.returncode == 2, done.stderr
+    assert f"--port {port}" in done.stderr and "Traceback" not in done.stderr
