@@ -141,6 +141,30 @@ async def test_concurrent_config_changes_do_not_undo_each_other(
         assert agent.config.access.role_for("kiosk-7") is not None
 
 
+async def test_a_viewer_keeps_playing_across_a_bitrate_change_and_a_camera_restart(
+    broker: MosquittoBroker, agent: Agent
+) -> None:
+    async with (
+        RpcClient(broker, "viewer-1") as client,
+        RpcClient(broker, "ops-1") as ops,
+        observer(broker, EVENTS) as obs,
+    ):
+        viewer = await watch(client, "across")
+        try:
+            await viewer.wait_frames(10)
+            applied = await ops.call("stream.set", {"bitrate": 300_000})
+            assert applied["bitrate"] == 300_000
+            await viewer.wait_frames(viewer.frames + 15)  # decoded after the live change
+            source = agent.camera.source
+            assert source is not None
+            source.stop()  # the camera dies under a live viewer; the supervisor restarts it
+            await next_json(obs, EVENTS, lambda e: e["event"] == "camera.recovered", timeout=30)
+            await viewer.wait_frames(viewer.frames + 15)  # and the same session plays on
+            assert agent.camera.source is not source
+        finally:
+            await viewer.close()
+
+
 async def test_a_camera_that_stops_is_reported_and_restarted(
     broker: MosquittoBroker, agent: Agent
 ) -> None:
