@@ -28,7 +28,7 @@ from hw.controls import (
 from hw.frame import EncodedFrame
 from hw.source import StreamSettings
 from hw.threaded import ThreadedSource
-from hw.x264 import open_h264_encoder
+from hw.x264 import EncoderRequests, open_h264_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -223,8 +223,7 @@ class TestPatternSource(ThreadedSource):
         self._settings = settings
         self._rate = Fraction(settings.framerate).limit_denominator(1001)
         self._keyint = max(1, round(2 * settings.framerate))
-        self._keyframe_pending = False
-        self._pending_bitrate: int | None = None
+        self._requests = EncoderRequests()
         self._control_values: dict[str, ControlValue] = {
             name: info.default for name, info in TESTSRC_CONTROLS.items()
         }
@@ -254,21 +253,13 @@ class TestPatternSource(ThreadedSource):
             return self._settings
 
     def request_keyframe(self) -> None:
-        with self._lock:
-            self._keyframe_pending = True
+        self._requests.keyframe()
 
     def set_bitrate(self, bitrate: int) -> None:
         _check_bitrate(bitrate)
         with self._lock:
-            self._pending_bitrate = bitrate
+            self._requests.bitrate(bitrate)
             self._settings = dataclasses.replace(self._settings, bitrate=bitrate)
-
-    def _take_requests(self) -> tuple[bool, int | None]:
-        with self._lock:
-            keyframe, bitrate = self._keyframe_pending, self._pending_bitrate
-            self._keyframe_pending = False
-            self._pending_bitrate = None
-            return keyframe, bitrate
 
     def _open_encoder(self, bitrate: int) -> VideoCodecContext:
         s = self._settings
@@ -358,7 +349,7 @@ class TestPatternSource(ThreadedSource):
             if (frame := self._next_picture(frames)) is None:
                 return
             overlay.draw(frame, clock_lines(index, time.time()))
-            force_idr, new_bitrate = self._take_requests()
+            force_idr, new_bitrate = self._requests.take()
             if encoder is None or (new_bitrate is not None and new_bitrate > ceiling):
                 bitrate = new_bitrate or self.settings.bitrate
                 try:

@@ -29,7 +29,7 @@ from hw.source import StreamSettings
 from hw.threaded import ThreadedSource
 from hw.v4l2caps import DeviceChoice, DeviceMode, check_device, list_modes, negotiate
 from hw.v4l2controls import V4l2Controls
-from hw.x264 import open_h264_encoder
+from hw.x264 import EncoderRequests, open_h264_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,7 @@ class V4l2Source(ThreadedSource):
         self._encoders = tuple(encoders)
         self._rate = Fraction(settings.framerate).limit_denominator(1001)
         self._keyint = max(1, round(2 * settings.framerate))
-        self._keyframe_pending = False
-        self._pending_bitrate: int | None = None
+        self._requests = EncoderRequests()
         self.encoder_name: str | None = None  # which encoder the running stream uses
         self._noted_passthrough = False
 
@@ -129,8 +128,7 @@ class V4l2Source(ThreadedSource):
             return device.apply(values)
 
     def request_keyframe(self) -> None:
-        with self._lock:
-            self._keyframe_pending = True
+        self._requests.keyframe()
 
     def set_bitrate(self, bitrate: int) -> None:
         if bitrate < _MIN_BITRATE:
@@ -141,7 +139,7 @@ class V4l2Source(ThreadedSource):
                 logger.info("v4l2 %r: the camera encodes H.264 itself: bitrate kept", self._path)
             return
         with self._lock:
-            self._pending_bitrate = bitrate
+            self._requests.bitrate(bitrate)
             self._settings = dataclasses.replace(self._settings, bitrate=bitrate)
 
     def _run(self, stop: threading.Event) -> None:
@@ -199,19 +197,12 @@ class V4l2Source(ThreadedSource):
             return encoder
         raise ValueError(f"no H.264 encoder could be opened ({'; '.join(errors)})")
 
-    def _take_requests(self) -> tuple[bool, int | None]:
-        with self._lock:
-            keyframe, bitrate = self._keyframe_pending, self._pending_bitrate
-            self._keyframe_pending = False
-            self._pending_bitrate = None
-            return keyframe, bitrate
-
     def _encode(self, pictures: Iterator[VideoFrame], stop: threading.Event) -> None:
         encoder: VideoCodecContext | None = None
         for index, picture in enumerate(pictures):
             if stop.is_set():
                 return
-            force_idr, bitrate = self._take_requests()
+            force_idr, bitrate = self._requests.take()
             if encoder is None or bitrate is not None:
                 # A new bitrate reopens the encoder: M2M encoders take no live change here,
                 # and the next frame is then an IDR for everyone.

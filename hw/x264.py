@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from fractions import Fraction
 
 import av
@@ -63,3 +64,28 @@ def open_h264_encoder(
         "%s %dx%d@%s %d bps, IDR every %d frames", codec, width, height, rate, bitrate, keyint
     )
     return ctx
+
+
+class EncoderRequests:
+    """Keyframe and bitrate requests made from any thread, taken together by the encoding
+    thread before its next frame (so a request is never lost nor applied twice)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keyframe = False
+        self._bitrate: int | None = None
+
+    def keyframe(self) -> None:
+        with self._lock:
+            self._keyframe = True
+
+    def bitrate(self, bitrate: int) -> None:
+        with self._lock:
+            self._bitrate = bitrate
+
+    def take(self) -> tuple[bool, int | None]:
+        """(an IDR was asked for, the newest bitrate asked for), and forget both."""
+        with self._lock:
+            taken = self._keyframe, self._bitrate
+            self._keyframe, self._bitrate = False, None
+            return taken
