@@ -8,11 +8,47 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from agent import __version__
 from agent.tools.args import Parser, fail, integer, number, size
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _add_demo(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="broker + agent (test pattern) + browser viewer on 127.0.0.1",
+        description="Everything on one machine with no set-up: an embedded MQTT broker, the "
+        "agent streaming a test pattern, and the browser viewer. Prints the viewer URL; "
+        "Ctrl-C stops everything.",
+    )
+    demo.add_argument(
+        "--port",
+        type=integer(0, 65535),
+        default=None,
+        help="viewer HTTP port; an explicit port that is taken is an error "
+        "(default: 8080, or a free one if 8080 is taken)",
+    )
+    demo.add_argument(
+        "--size",
+        type=size,
+        default=(1280, 720),
+        help="test pattern WIDTHxHEIGHT, even (default 1280x720)",
+    )
+    demo.add_argument(
+        "--framerate",
+        type=number(1, 120),
+        default=30.0,
+        help="frames per second, 1..120 (default 30)",
+    )
+    demo.add_argument(
+        "--bitrate",
+        type=integer(50_000, 50_000_000),
+        default=2_000_000,
+        help="bits per second, 50000..50000000 (default 2000000)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,38 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", required=True, metavar="PATH", help="the TOML config file")
 
-    demo = commands.add_parser(
-        "demo",
-        help="broker + agent (test pattern) + browser viewer on 127.0.0.1",
-        description="Everything on one machine with no set-up: an embedded MQTT broker, the "
-        "agent streaming a test pattern, and the browser viewer. Prints the viewer URL; "
-        "Ctrl-C stops everything.",
-    )
-    demo.add_argument(
-        "--port",
-        type=integer(0, 65535),
-        default=None,
-        help="viewer HTTP port; an explicit port that is taken is an error "
-        "(default: 8080, or a free one if 8080 is taken)",
-    )
-    demo.add_argument(
-        "--size",
-        type=size,
-        default=(1280, 720),
-        help="test pattern WIDTHxHEIGHT, even (default 1280x720)",
-    )
-    demo.add_argument(
-        "--framerate",
-        type=number(1, 120),
-        default=30.0,
-        help="frames per second, 1..120 (default 30)",
-    )
-    demo.add_argument(
-        "--bitrate",
-        type=integer(50_000, 50_000_000),
-        default=2_000_000,
-        help="bits per second, 50000..50000000 (default 2000000)",
-    )
+    _add_demo(commands)
 
     bench = commands.add_parser(
         "bench",
