@@ -358,7 +358,11 @@ def main(argv: list[str] | None = None) -> int:
         return bench.main(args.args)
 
     if args.command == "demo":
-        from agent.tools.demo import DemoOptions, run_demo
+        from agent.tools.demo import DemoOptions, missing_web_asset, run_demo
+
+        missing = missing_web_asset()
+        if missing is not None:
+            fail("edgecam demo", missing)
 
         width, height = args.size
         logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
