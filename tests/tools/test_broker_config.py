@@ -4,12 +4,17 @@ its certificate over TLS and a viewer by password over WSS (run inside tests/too
 from __future__ import annotations
 
 import base64
+import queue
 import ssl
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.tools import broker_config, pki
 from agent.tools.cli import main
@@ -33,6 +38,34 @@ def test_viewer_names_must_match_an_access_pattern() -> None:
     for bad in ("viewer:pw", "alice:pw", "viewer-alice", "viewer-alice:"):
         with pytest.raises(ValueError):
             broker_config.Viewer.parse(bad)
+
+
+@given(st.text(max_size=200))
+def test_viewer_parse_returns_or_raises_value_error(text: str) -> None:
+    try:
+        viewer = broker_config.Viewer.parse(text)
+    except ValueError:
+        return
+    assert f"{viewer.name}:{viewer.password}" == text
+
+
+def test_help_names_every_option_and_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["broker-config", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in (
+        "--tls-port",
+        "default 8883",
+        "--wss-port",
+        "default 8884",
+        "--viewer",
+        "viewer-*",
+        "--bind",
+        "--run-as",
+        "--topic-prefix",
+        "default edgecam",
+    ):
+        assert text in out
 
 
 def _connect(
@@ -79,18 +112,28 @@ def _connect(
     return result[0]
 
 
+@dataclass
+class Broker:
+    fleet: Path
+    tls_port: int
+    wss_port: int
+    log: Path
+
+    def tls(self, kind: str, name: str) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.fleet / "ca.pem"))
+        ctx.load_cert_chain(self.fleet / kind / f"{name}.pem", self.fleet / kind / f"{name}.key")
+        return ctx
+
+
 @pytest.fixture
-def fleet(tmp_path: Path) -> Path:
-    ca = pki.init_ca(tmp_path / "pki")
-    pki.issue(ca, "device", "cam-01", out_dir=tmp_path / "pki")
-    pki.issue(ca, "broker", "localhost", out_dir=tmp_path / "pki", sans=["localhost", "127.0.0.1"])
-    return tmp_path / "pki"
-
-
-def test_mosquitto_accepts_a_device_cert_over_tls_and_a_viewer_over_wss(
-    tmp_path: Path, fleet: Path
-) -> None:
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """mosquitto started from what `edgecam broker-config` wrote for a fresh `edgecam ca`."""
     mosquitto = require_tool("mosquitto", "mosquitto")
+    fleet = tmp_path / "pki"
+    ca = pki.init_ca(fleet)
+    for kind, name in (("device", "cam-01"), ("device", "cam-02"), ("client", "ops-alice")):
+        pki.issue(ca, kind, name, out_dir=fleet)  # type: ignore[arg-type]
+    pki.issue(ca, "broker", "localhost", out_dir=fleet, sans=["localhost", "127.0.0.1"])
     tls_port, wss_port = free_port(), free_port()
     out = tmp_path / "broker"
     argv = ["broker-config", "--ca-dir", str(fleet), "--out", str(out), "--bind", "127.0.0.1"]
@@ -105,23 +148,52 @@ def test_mosquitto_accepts_a_device_cert_over_tls_and_a_viewer_over_wss(
         what="mosquitto",
     )
     try:
-        device = ssl.create_default_context(cafile=str(fleet / "ca.pem"))
-        device.load_cert_chain(fleet / "device" / "cam-01.pem", fleet / "device" / "cam-01.key")
-        assert _connect(tls_port, device) == "Success"
-        no_cert = ssl.create_default_context(cafile=str(fleet / "ca.pem"))
-        assert _connect(tls_port, no_cert) == "disconnected before CONNACK"
-        browser = ssl.create_default_context(cafile=str(fleet / "ca.pem"))
-        assert (
-            _connect(wss_port, browser, websockets=True, user="viewer-alice", password="pw1")
-            == "Success"
-        )
-        assert (
-            _connect(wss_port, browser, websockets=True, user="viewer-alice", password="bad")
-            == "Not authorized"
-        )
+        yield Broker(fleet, tls_port, wss_port, log)
     finally:
         stop_process(proc)
-    assert "cam-01" in log.read_text(errors="replace")
+
+
+def test_mosquitto_accepts_a_device_cert_over_tls_and_a_viewer_over_wss(broker: Broker) -> None:
+    assert _connect(broker.tls_port, broker.tls("device", "cam-01")) == "Success"
+    no_cert = ssl.create_default_context(cafile=str(broker.fleet / "ca.pem"))
+    assert _connect(broker.tls_port, no_cert) == "disconnected before CONNACK"
+    browser = ssl.create_default_context(cafile=str(broker.fleet / "ca.pem"))
+    wss = {"websockets": True, "user": "viewer-alice"}
+    assert _connect(broker.wss_port, browser, password="pw1", **wss) == "Success"  # type: ignore[arg-type]
+    assert _connect(broker.wss_port, browser, password="bad", **wss) == "Not authorized"  # type: ignore[arg-type]
+    assert "cam-01" in broker.log.read_text(errors="replace")
+
+
+def _online(client: mqtt.Client, port: int) -> None:
+    connected = threading.Event()
+    client.on_connect = lambda *_args: connected.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    assert connected.wait(10), "no CONNACK"
+
+
+def test_acl_pins_a_device_to_its_own_topics(broker: Broker) -> None:
+    seen: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="any")
+    watcher.tls_set_context(broker.tls("client", "ops-alice"))
+    watcher.on_message = lambda _c, _u, msg: seen.put((msg.topic, msg.payload))
+    subscribed = threading.Event()
+    watcher.on_subscribe = lambda *_args: subscribed.set()
+    device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="cam-02")
+    device.tls_set_context(broker.tls("device", "cam-01"))
+    try:
+        _online(watcher, broker.tls_port)
+        watcher.subscribe("edgecam/#", qos=1)
+        assert subscribed.wait(10)
+        _online(device, broker.tls_port)
+        device.publish("edgecam/cam-02/status", b"spoofed", qos=1)
+        device.publish("edgecam/cam-01/status", b"own", qos=1).wait_for_publish(10)
+        # Same publisher, same QoS 1 session: had the spoofed one passed, it came first.
+        assert seen.get(timeout=10) == ("edgecam/cam-01/status", b"own")
+    finally:
+        for client in (watcher, device):
+            client.disconnect()
+            client.loop_stop()
 
 
 def test_errors_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
