@@ -12,7 +12,6 @@ refused here unless its name matches one of those patterns (`viewer-alice` watch
 from __future__ import annotations
 
 import base64
-import contextlib
 import fnmatch
 import grp
 import hashlib
@@ -188,14 +187,26 @@ def _broker_cert(ca_dir: Path, name: str | None) -> tuple[Path, Path]:
     return cert, key
 
 
-def _readable_by_broker(path: Path) -> None:
-    """mosquitto reads its key and password file after dropping to group mosquitto."""
-    with contextlib.suppress(KeyError, PermissionError):
+def _readable_by_broker(path: Path) -> bool:
+    """mosquitto reads its key and password file after dropping to group mosquitto: give
+    them to that group when we can (root, group present). False if we could not."""
+    try:
         os.chown(path, -1, grp.getgrnam("mosquitto").gr_gid)
-        path.chmod(0o640)
+    except (KeyError, PermissionError):
+        return False
+    path.chmod(0o640)
+    return True
 
 
-def write_broker_config(options: BrokerOptions) -> list[Path]:
+@dataclass(frozen=True)
+class Written:
+    """The files written, and the private ones group mosquitto could not be given."""
+
+    files: list[Path]
+    not_for_broker: list[Path]
+
+
+def write_broker_config(options: BrokerOptions) -> Written:
     """Write mosquitto.conf, the ACL, the password file and the certificates into `out`."""
     ca_src = options.ca_dir / CA_CERT
     if not ca_src.is_file():
@@ -214,9 +225,8 @@ def write_broker_config(options: BrokerOptions) -> list[Path]:
     passwd = options.out / PASSWD
     lines = password_lines(options.viewers, shutil.which("mosquitto_passwd"))
     write_atomically(passwd, "".join(line + "\n" for line in lines).encode(), mode=0o600)
-    for private in (key, passwd):
-        _readable_by_broker(private)
+    not_for_broker = [p for p in (key, passwd) if not _readable_by_broker(p)]
     acl, conf = options.out / ACL, options.out / CONF
     write_atomically(acl, acl_text(options.topic_prefix).encode(), mode=0o644)
     write_atomically(conf, conf_text(options, ca, cert, key).encode(), mode=0o644)
-    return [conf, acl, passwd, ca, cert, key]
+    return Written([conf, acl, passwd, ca, cert, key], not_for_broker)

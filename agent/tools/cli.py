@@ -255,8 +255,14 @@ def _broker_config(args: argparse.Namespace) -> int:
         fail(prog, str(exc))
     except OSError as exc:
         fail(prog, f"{exc.filename}: {exc.strerror}")
-    for path in written:
+    for path in written.files:
         print(f"wrote {path}")
+    if written.not_for_broker and args.run_as != "root":
+        names = " ".join(str(p) for p in written.not_for_broker)
+        print(
+            f"note: mosquitto reads these as group mosquitto: chgrp mosquitto {names} && "
+            f"chmod 640 {names}"
+        )
     return 0
 
 

@@ -21,12 +21,13 @@ from typing import Final, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.config.store import write_atomically
 
 Kind = Literal["device", "client", "broker"]
+CaKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 KINDS: Final[tuple[Kind, ...]] = ("device", "client", "broker")
 CA_CERT: Final = "ca.pem"
 CA_KEY: Final = "ca.key"
@@ -49,7 +50,7 @@ class Ca:
     """A loaded CA: its certificate, its key, and the paths they came from."""
 
     cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    key: CaKey
     cert_path: Path
     key_path: Path
 
@@ -117,7 +118,7 @@ def init_ca(directory: Path, *, days: int = DEFAULT_CA_DAYS, name: str = "edgeca
 
 
 def load_ca(cert_path: Path, key_path: Path) -> Ca:
-    """Load an existing CA (ours or the operator's own: any EC key, unencrypted PEM)."""
+    """Load an existing CA (ours or the operator's own: EC or RSA key, unencrypted PEM)."""
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
@@ -125,8 +126,8 @@ def load_ca(cert_path: Path, key_path: Path) -> Ca:
         raise PkiError(f"{exc.filename}: {exc.strerror}") from None
     except (ValueError, TypeError) as exc:
         raise PkiError(f"{cert_path} / {key_path}: not an unencrypted PEM CA: {exc}") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise PkiError(f"{key_path}: only EC CA keys are supported")
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise PkiError(f"{key_path}: only EC and RSA CA keys are supported")
     if key.public_key() != cert.public_key():
         raise PkiError(f"{key_path} is not the key of {cert_path}")
     return Ca(cert, key, cert_path, key_path)

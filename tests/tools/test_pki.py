@@ -3,6 +3,7 @@ are what each kind needs, and nothing is overwritten."""
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import stat
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
@@ -107,6 +110,37 @@ def test_cli_issues_from_an_existing_ca_and_prints_files_and_expiry(
     assert str(out / "device" / "cam-07.pem") in printed
     assert f"{cert.not_valid_after_utc:%Y-%m-%d}" in printed
     assert cert.issuer.rfc4514_string() == "CN=Their CA"
+
+
+def test_an_operators_rsa_ca_signs_a_device_cert_that_openssl_accepts(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Corp Root")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "corp.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "corp.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ca = pki.load_ca(tmp_path / "corp.pem", tmp_path / "corp.key")
+    issued = pki.issue(ca, "device", "cam-09", out_dir=tmp_path, days=90)
+    assert issued.not_after <= cert.not_valid_after_utc  # never outlives its CA
+    assert _openssl_verify(tmp_path / "corp.pem", issued.cert_path, "sslclient").returncode == 0
+    with pytest.raises(pki.PkiError, match="is not the key of"):
+        pki.load_ca(tmp_path / "corp.pem", pki.init_ca(tmp_path / "other").key_path)
 
 
 @pytest.mark.parametrize(
