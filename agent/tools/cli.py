@@ -316,6 +316,28 @@ def _ctl(argv: list[str]) -> int:
     return ctl.main(argv)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from agent.tools.demo import DemoOptions, missing_web_asset, run_demo
+
+    missing = missing_web_asset()
+    if missing is not None:
+        fail("edgecam demo", missing)
+
+    width, height = args.size
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    options = DemoOptions(
+        http_port=args.port,
+        width=width,
+        height=height,
+        framerate=args.framerate,
+        bitrate=args.bitrate,
+    )
+    try:
+        return _run_until_signal(lambda stop: run_demo(options, stop))
+    except OSError as exc:
+        fail("edgecam demo", f"--port {args.port}: {exc.strerror or exc}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["ctl"]:  # argparse's REMAINDER would not pass on a leading `--help`
@@ -364,25 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench.main(args.args)
 
     if args.command == "demo":
-        from agent.tools.demo import DemoOptions, missing_web_asset, run_demo
-
-        missing = missing_web_asset()
-        if missing is not None:
-            fail("edgecam demo", missing)
-
-        width, height = args.size
-        logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
-        options = DemoOptions(
-            http_port=args.port,
-            width=width,
-            height=height,
-            framerate=args.framerate,
-            bitrate=args.bitrate,
-        )
-        try:
-            return _run_until_signal(lambda stop: run_demo(options, stop))
-        except OSError as exc:
-            fail("edgecam demo", f"--port {args.port}: {exc.strerror or exc}")
+        return _demo(args)
     return 2
 
 
