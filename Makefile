@@ -42,6 +42,7 @@ $(WEB_VENDOR): agent/web/package.json
 	@echo "installing mqtt.js from the npm registry"
 	@cd agent/web && npm install --no-audit --no-fund --silent
 	@mkdir -p agent/web/vendor
+	@cp agent/web/node_modules/mqtt/LICENSE.md agent/web/vendor/mqtt.LICENSE.md
 	@cp agent/web/node_modules/mqtt/dist/mqtt.min.js $@
 
 lint: python-deps

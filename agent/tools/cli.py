@@ -1,4 +1,4 @@
-"""The `edgecam` command: run, check, demo, bench, ctl."""
+"""The `edgecam` command: run, check, demo, bench, ctl, ca, broker-config."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from agent import __version__
@@ -102,7 +103,203 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,  # `edgecam ctl --help` is ctl's own, complete help
     )
     ctl.add_argument("args", nargs=argparse.REMAINDER, help="see `edgecam ctl --help`")
+    _add_ca(commands)
+    _add_broker_config(commands)
     return parser
+
+
+def _ca_location(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir",
+        default="pki",
+        metavar="DIR",
+        help="the CA directory: ca.pem, ca.key and device/, client/, broker/ (default ./pki)",
+    )
+
+
+def _add_ca(commands: Any) -> None:
+    ca = commands.add_parser(
+        "ca",
+        help="a certificate authority for the fleet: ca init, ca issue",
+        description="A small CA (EC P-256) for operators without one. Private keys are "
+        "written mode 0600; nothing is ever overwritten.",
+    )
+    actions = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
+    init = actions.add_parser(
+        "init",
+        help="create the CA (refuses to overwrite one)",
+        description="Create DIR/ca.pem and DIR/ca.key (0600). Refuses if either exists.",
+    )
+    _ca_location(init)
+    init.add_argument(
+        "--days", type=integer(1, 36500), default=3650, help="validity in days (default 3650)"
+    )
+    init.add_argument(
+        "--name", default="edgecam CA", metavar="CN", help="the CA's CN (default 'edgecam CA')"
+    )
+    issue = actions.add_parser(
+        "issue",
+        help="issue a device, client or broker certificate",
+        description="Issue DIR/KIND/NAME.pem and NAME.key (0600) and print them with the "
+        "expiry. device: CN = device id (config device.id), clientAuth. client: CN = the "
+        "MQTT client id of a fleet tool (edgecam ctl), e.g. ops-alice, clientAuth. broker: "
+        "the broker's certificate, serverAuth, with subjectAltNames.",
+    )
+    issue.add_argument("kind", choices=["device", "client", "broker"], help="what to issue")
+    issue.add_argument("name", help="device id, client id, or the broker's host name")
+    _ca_location(issue)
+    issue.add_argument(
+        "--days",
+        type=integer(1, 36500),
+        default=825,
+        help="validity in days (default 825, never past the CA's own expiry)",
+    )
+    issue.add_argument(
+        "--san",
+        nargs="+",
+        default=[],
+        metavar="DNS_OR_IP",
+        help="broker only: host names and IP addresses clients connect to (default: NAME)",
+    )
+    issue.add_argument(
+        "--ca-cert", metavar="PATH", help="an existing CA certificate to sign with instead of DIR's"
+    )
+    issue.add_argument("--ca-key", metavar="PATH", help="its private key (unencrypted PEM)")
+
+
+def _viewer(text: str) -> Any:
+    from agent.tools.broker_config import Viewer
+
+    try:
+        return Viewer.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_broker_config(commands: Any) -> None:
+    broker = commands.add_parser(
+        "broker-config",
+        help="write a mosquitto configuration, ACL and password file for the fleet",
+        description="Write OUT/mosquitto.conf, OUT/edgecam.acl, OUT/edgecam.passwd and "
+        "OUT/certs/ from the CA directory. A TLS listener takes devices and tools by client "
+        "certificate (CN = username = client id); a WSS listener takes browsers by password. "
+        "Viewer names must match the [access] patterns of the agent's config: viewer-* "
+        "watches, ops-* operates, admin-* administers (e.g. viewer-alice). On Debian: "
+        "apt-get install mosquitto, then link OUT/mosquitto.conf into /etc/mosquitto/conf.d/.",
+    )
+    broker.add_argument("--ca-dir", required=True, metavar="DIR", help="the `edgecam ca` directory")
+    broker.add_argument(
+        "--out", required=True, metavar="DIR", help="where the broker will read the files from"
+    )
+    broker.add_argument(
+        "--tls-port", type=integer(1, 65535), default=8883, help="MQTT over TLS (default 8883)"
+    )
+    broker.add_argument(
+        "--wss-port",
+        type=integer(1, 65535),
+        default=8884,
+        help="MQTT over secure WebSockets for browsers (default 8884)",
+    )
+    broker.add_argument(
+        "--viewer",
+        type=_viewer,
+        nargs="+",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="password accounts for browsers (default none); hashed with mosquitto_passwd "
+        "when installed, else PBKDF2-SHA512 in the same $7$ format",
+    )
+    broker.add_argument(
+        "--broker",
+        metavar="NAME",
+        help="which DIR/broker/NAME.pem to serve (default: the only one there)",
+    )
+    broker.add_argument(
+        "--bind", metavar="IP", help="listen on this address only (default: every address)"
+    )
+    broker.add_argument(
+        "--run-as",
+        metavar="USER",
+        help="the user mosquitto drops to (default: mosquitto's own, user mosquitto)",
+    )
+    broker.add_argument(
+        "--topic-prefix",
+        default="edgecam",
+        help="mqtt.topic_prefix of the agents (default edgecam)",
+    )
+
+
+def _broker_config(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from agent.tools import broker_config
+    from agent.tools.pki import PkiError
+
+    prog = "edgecam broker-config"
+    if args.bind is not None:
+        try:
+            ipaddress.ip_address(args.bind)
+        except ValueError:
+            fail(prog, f"--bind {args.bind!r}: not an IP address")
+    options = broker_config.BrokerOptions(
+        ca_dir=Path(args.ca_dir),
+        out=Path(args.out),
+        tls_port=args.tls_port,
+        wss_port=args.wss_port,
+        viewers=args.viewer,
+        broker=args.broker,
+        bind=args.bind,
+        run_as=args.run_as,
+        topic_prefix=args.topic_prefix,
+    )
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        written = broker_config.write_broker_config(options)
+    except PkiError as exc:
+        fail(prog, str(exc))
+    except OSError as exc:
+        fail(prog, f"{exc.filename}: {exc.strerror}")
+    for path in written.files:
+        print(f"wrote {path}")
+    if written.not_for_broker and args.run_as != "root":
+        names = " ".join(str(p) for p in written.not_for_broker)
+        print(
+            f"note: mosquitto reads these as group mosquitto: chgrp mosquitto {names} && "
+            f"chmod 640 {names}"
+        )
+    return 0
+
+
+def _ca(args: argparse.Namespace) -> int:
+    from agent.tools import pki
+
+    prog = f"edgecam ca {args.ca_command}"
+    directory = Path(args.dir)
+    try:
+        if args.ca_command == "init":
+            ca = pki.init_ca(directory, days=args.days, name=args.name)
+            print(f"CA certificate: {ca.cert_path}")
+            print(f"CA key:         {ca.key_path} (mode 0600; keep it offline)")
+            print(f"expires:        {ca.cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+            return 0
+        if (args.ca_cert is None) != (args.ca_key is None):
+            fail(prog, "give both --ca-cert and --ca-key, or neither")
+        if args.ca_cert is not None:
+            ca = pki.load_ca(Path(args.ca_cert), Path(args.ca_key))
+        else:
+            ca = pki.load_ca(directory / pki.CA_CERT, directory / pki.CA_KEY)
+        issued = pki.issue(
+            ca, args.kind, args.name, out_dir=directory, days=args.days, sans=args.san
+        )
+    except pki.PkiError as exc:
+        fail(prog, str(exc))
+    except OSError as exc:
+        fail(prog, f"{exc.filename}: {exc.strerror}")
+    print(f"certificate: {issued.cert_path}")
+    print(f"key:         {issued.key_path} (mode 0600)")
+    print(f"CA:          {ca.cert_path}")
+    print(f"expires:     {issued.not_after:%Y-%m-%d %H:%M} UTC")
+    return 0
 
 
 def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
@@ -121,6 +318,28 @@ def _ctl(argv: list[str]) -> int:
     from agent.tools import ctl
 
     return ctl.main(argv)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from agent.tools.demo import DemoOptions, missing_web_asset, run_demo
+
+    missing = missing_web_asset()
+    if missing is not None:
+        fail("edgecam demo", missing)
+
+    width, height = args.size
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    options = DemoOptions(
+        http_port=args.port,
+        width=width,
+        height=height,
+        framerate=args.framerate,
+        bitrate=args.bitrate,
+    )
+    try:
+        return _run_until_signal(lambda stop: run_demo(options, stop))
+    except OSError as exc:
+        fail("edgecam demo", f"--port {args.port}: {exc.strerror or exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,27 +378,19 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("edgecam").error("cannot start: %s", exc)
             return 1
 
+    if args.command == "ca":
+        return _ca(args)
+
+    if args.command == "broker-config":
+        return _broker_config(args)
+
     if args.command == "bench":
         from agent.tools import bench
 
         return bench.main(args.args)
 
     if args.command == "demo":
-        from agent.tools.demo import DemoOptions, run_demo
-
-        width, height = args.size
-        logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
-        options = DemoOptions(
-            http_port=args.port,
-            width=width,
-            height=height,
-            framerate=args.framerate,
-            bitrate=args.bitrate,
-        )
-        try:
-            return _run_until_signal(lambda stop: run_demo(options, stop))
-        except OSError as exc:
-            fail("edgecam demo", f"--port {args.port}: {exc.strerror or exc}")
+        return _demo(args)
     return 2
 
 

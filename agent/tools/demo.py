@@ -31,7 +31,7 @@ from agent.config import (
 )
 from agent.net.ice import usable_host_addresses
 from agent.runtime.app import Agent
-from agent.web.server import ViewerServer, viewer_url
+from agent.web.server import VENDOR_MQTT, WEB_ROOT, ViewerServer, viewer_url
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +153,15 @@ def demo_config(options: DemoOptions, mqtt_port: int, state_dir: str) -> Config:
         access=AccessConfig(admin=("*",)),
         telemetry=TelemetryConfig(interval=5.0),
     )
+
+
+def missing_web_asset() -> str | None:
+    """Why the viewer page could not work (its vendored mqtt.js absent), or None. Checked
+    before anything starts: a page that loads but never connects explains nothing."""
+    path = WEB_ROOT / VENDOR_MQTT
+    if path.is_file():
+        return None
+    return f"{path} is missing: run `make web-deps` (or install a wheel that carries it)"
 
 
 async def run_demo(options: DemoOptions, stop: asyncio.Event) -> None:

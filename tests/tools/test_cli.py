@@ -107,3 +107,20 @@ def test_demo_refuses_an_explicit_port_that_is_taken() -> None:
         )
     assert done.returncode == 2, done.stderr
     assert f"--port {port}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_demo_without_the_vendored_mqtt_js_stops_at_once_saying_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import agent.tools.demo as demo
+
+    monkeypatch.setattr(demo, "WEB_ROOT", tmp_path)  # a web root without vendor/mqtt.min.js
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--port", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err]
+    assert "mqtt.min.js is missing" in err and "make web-deps" in err
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "mqtt.min.js").write_text("// mqtt.js")
+    assert demo.missing_web_asset() is None
