@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
-APT_PACKAGES := chromium mosquitto coturn firefox-esr iproute2 util-linux faketime
+# libavcodec59: Firefox ESR decodes WebRTC H.264 through the system's FFmpeg.
+APT_PACKAGES := chromium mosquitto coturn firefox-esr libavcodec59 iproute2 util-linux faketime
 WEB_VENDOR := agent/web/vendor/mqtt.min.js
 PYTEST_ARGS ?=
 DEMO_ARGS ?=

@@ -149,3 +149,85 @@ async def test_firefox_messages_of_every_size_both_ways_ordered_and_unordered(
                 assert got == sent and echoed == sent
             else:
                 assert sorted(got) == sorted(sent) and sorted(echoed) == sorted(sent)
+
+
+# Debian's Firefox ESR offers H.264 only with these (NOTES.md); the second must be in user.js,
+# which launch_firefox writes.
+H264_PREFS: dict[str, bool | int | str] = {
+    "media.webrtc.hw.h264.enabled": True,
+    "gfx.blacklist.webrtc.hw.acceleration.h264": 1,
+}
+
+VIDEO_SETUP = """
+(async () => {
+  const t = window.t = { cands: [], inbox: [], opened: false, pc: new RTCPeerConnection() };
+  t.pc.addTransceiver("video", { direction: "recvonly" });
+  t.control = t.pc.createDataChannel("control");
+  t.control.onopen = () => { t.opened = true; };
+  t.control.onmessage = (e) => t.inbox.push(e.data);
+  t.pc.ontrack = (e) => {
+    const video = document.createElement("video");
+    video.muted = true; video.autoplay = true; video.srcObject = new MediaStream([e.track]);
+    document.body.appendChild(video);
+  };
+  t.pc.onicecandidate = (e) => t.cands.push(e.candidate ? e.candidate.candidate : null);
+  await t.pc.setLocalDescription(await t.pc.createOffer());
+  return t.pc.localDescription.sdp;
+})()
+"""
+
+FRAMES_DECODED = """
+(async () => {
+  const stats = await window.t.pc.getStats();
+  let decoded = 0;
+  stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video")
+    decoded = s.framesDecoded || 0; });
+  return decoded;
+})()
+"""
+
+
+async def test_firefox_video_and_control_channel_over_mqtt(
+    tmp_path: Path, broker: MosquittoBroker, agent: Agent
+) -> None:
+    site = ViewerServer()
+    await site.start()
+    try:
+        async with (
+            launch_firefox(tmp_path / "firefox-h264", prefs=H264_PREFS) as page,
+            RpcClient(broker, "viewer-ff") as client,
+        ):
+            await page.navigate(site.url)
+            offer = await page.evaluate(VIDEO_SETUP)
+            assert "H264" in offer, "Firefox offered no H.264 (prefs not applied?)"
+            result = await client.call("webrtc.offer", {"session": "ffv", "sdp": offer})
+            assert "m=video" in result["sdp"] and "m=application" in result["sdp"]
+            await _set_answer(page, result["sdp"])
+            for candidate in await _trickled(page):
+                await client.request(
+                    "webrtc.candidate", {"session": "ffv", "candidate": candidate, "sdpMid": "0"}
+                )
+            await client.wait_state("ffv", "connected")
+            await _wait_js(page, "window.t.opened")
+            await page.evaluate(
+                "window.t.control.send(JSON.stringify("
+                "{jsonrpc: '2.0', id: 1, method: 'stream.get', params: {}}))"
+            )
+            await _wait_js(page, "window.t.inbox.length >= 1")
+            reply = json.loads((await page.evaluate_json("window.t.inbox"))[0])
+            assert reply["id"] == 1 and reply["result"]["width"] == 320
+
+            async def decoded(count: int) -> None:
+                while await page.evaluate(FRAMES_DECODED) < count:
+                    await asyncio.sleep(0.1)
+
+            try:
+                await asyncio.wait_for(decoded(30), 30)
+            except TimeoutError:
+                stats = await page.evaluate_json(
+                    "(async () => { const r = []; (await window.t.pc.getStats()).forEach("
+                    "(s) => { if (s.type === 'inbound-rtp') r.push(s); }); return r; })()"
+                )
+                raise AssertionError(f"Firefox decoded under 30 frames: {stats}") from None
+    finally:
+        await site.stop()
