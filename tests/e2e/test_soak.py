@@ -106,9 +106,11 @@ async def abandon(stack: Stack, in_dtls: bool) -> None:
         await viewer.close()
 
 
-async def soak(cycles: int, abandoned: int, progress: bool = False) -> SoakResult:
+async def soak(
+    cycles: int, abandoned: int, progress: bool = False, warmup: int = WARMUP_CYCLES
+) -> SoakResult:
     async with running_stack(max_viewers=16) as stack:
-        for index in range(WARMUP_CYCLES):
+        for index in range(warmup):
             await join_and_leave(stack, viewer_hangs_up=index % 2 == 0)
         # One batch at full concurrency too: RSS first climbs to its high-water mark there.
         warmup_batch = [abandon(stack, in_dtls=i % 2 == 1) for i in range(ABANDON_BATCH)]
@@ -192,11 +194,17 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--abandoned", type=int, default=200)
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=WARMUP_CYCLES,
+        help="join/leave cycles before the baseline: the allocator's high-water mark",
+    )
+    parser.add_argument(
         "--rss-tolerance-mb", type=float, default=RSS_TOLERANCE / 2**20, help="allowed RSS change"
     )
     args = parser.parse_args()
     _shorten_bounds(setattr)
-    result = asyncio.run(soak(args.cycles, args.abandoned, progress=True))
+    result = asyncio.run(soak(args.cycles, args.abandoned, progress=True, warmup=args.warmup))
     print(f"{args.cycles} join/leave cycles, {args.abandoned} abandoned (half mid-DTLS)")
     print(result.report())
     check(result, int(args.rss_tolerance_mb * 2**20))
