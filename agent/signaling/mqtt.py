@@ -1,12 +1,9 @@
 """The device's MQTT client: bytes on topics over TLS, with reconnects, driven from asyncio.
 
-paho-mqtt does the protocol; this module feeds it I/O without a network thread, the way aiomqtt
-does: paho's socket is watched with `loop.add_reader`/`add_writer` (paho asks for write interest
-through `on_socket_register_write`) and a timer calls `loop_misc()` for keep alives. paho's one
-blocking step, `connect()` (DNS, TCP, TLS and WebSocket handshakes), runs in the default
-executor; meanwhile nothing on the loop touches that paho object, and its socket joins the loop
-only once connect() returns. So paho's callbacks run on the loop, which never waits for the
-broker.
+paho-mqtt does the protocol, with no network thread: `paho_socket` watches its socket from the
+loop, and its one blocking step, `connect()`, runs in the executor (`mqtt_settings`); the
+socket joins the loop only once connect() returns. So paho's callbacks run on the loop, which
+never waits for the broker. What is published goes through `mqtt_outbox`.
 
 Choices (PROTOCOL.md section 2 is the topic contract; this module knows none of it):
 - MQTT 5 first. CONNACK "Unsupported protocol version" switches to 3.1.1 at once. Until a
@@ -26,19 +23,25 @@ import contextlib
 import inspect
 import logging
 import random
-from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Final, Literal
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.signaling.mqtt_endpoint import MqttEndpoint, tls_context
+from agent.signaling.mqtt_outbox import Outbox
+from agent.signaling.mqtt_settings import (
+    MqttSettings,
+    MqttState,
+    connect,
+    connect_in_executor,
+    new_paho,
+)
+from agent.signaling.paho_socket import PahoSocket, describe
+
+__all__ = ["MqttClient", "MqttSettings", "MqttState"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,62 +50,17 @@ BACKOFF_MAX: Final = 30.0
 # Backoff starts over only after a connection that lasted this long: a broker that accepts and
 # then drops us at once (two devices sharing a client id) must not be hammered.
 STABLE_CONNECTION: Final = 10.0
-CONNECT_TIMEOUT: Final = 10.0  # paho's socket timeout for TCP connect and TLS/WS handshakes
 CONNACK_TIMEOUT: Final = 10.0
-# Largest packet the broker may send us (MQTT 5 CONNECT property): requests are at most
-# 64 KiB, so this leaves room for topics and properties and nothing for a memory attack.
-MAX_INCOMING_PACKET: Final = 1024 * 1024
 # Until a connection has succeeded, a CONNECT that gets no answer may be a protocol version the
 # broker cannot parse (amqtt ignores an MQTT 5 CONNECT that carries a will): give up sooner.
 PROBE_CONNACK_TIMEOUT: Final = 3.0
-QUEUE_LIMIT: Final = 256
-# Messages of one owner (a client's replies) in flight at once: one client's backlog then
-# never fills the queue that every other client's replies go through.
-OWNER_SHARE: Final = 32
 FINAL_ACK_TIMEOUT: Final = 3.0
 DISCONNECT_TIMEOUT: Final = 1.0
-MISC_INTERVAL: Final = 1.0
 _UNSUPPORTED_PROTOCOL_VERSION: Final = 132  # CONNACK reason; paho maps 3.1.1's code 1 to it
 
 MessageHandler = Callable[[str, bytes], None]
 ConnectHook = Callable[[], Awaitable[None] | None]
 DisconnectHook = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class MqttSettings:
-    """What the client needs from config section `[mqtt]` plus the device's will (LWT)."""
-
-    url: str
-    client_id: str
-    ca: str | None
-    cert: str | None
-    key: str | None
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)  # settings end up in tracebacks
-    allow_insecure: bool = False
-    keepalive: int = 30
-    will_topic: str | None = None
-    will_payload: bytes = b""
-    will_qos: int = 1
-    will_retain: bool = True
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class MqttState(Enum):
-    """Lifecycle of `MqttClient`."""
-
-    IDLE = "idle"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    BACKOFF = "backoff"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
 
 
 class _Fallback(Exception):
@@ -143,11 +101,7 @@ class MqttClient:
         self._paho = self._new_paho()
         self._state = MqttState.IDLE
         self._subscriptions: dict[str, int] = {}
-        self._queue: deque[tuple[str, bytes, int, bool]] = deque()
-        self._dropped = 0
-        self._owner_of: dict[int, str] = {}  # mid -> owner, until paho has sent it
-        self._in_flight: Counter[str] = Counter()
-        self.dropped_over_share = 0
+        self._outbox = Outbox(str(self._endpoint))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected_event = asyncio.Event()
@@ -156,9 +110,7 @@ class MqttClient:
         self._published_event = asyncio.Event()
         self._detached_event = asyncio.Event()
         self._connack: asyncio.Future[ReasonCode | str] | None = None
-        self._sock: Any = None  # the paho socket attached to the loop, if any
-        self._fd = -1
-        self._misc_timer: asyncio.TimerHandle | None = None
+        self._link = PahoSocket(self._abort, self._detached)
         self._last_error: str | None = None  # paho's last ERR log line, to explain a loss
         self._last_failure: str | None = None
 
@@ -218,35 +170,10 @@ class MqttClient:
         if qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
         if self.connected:
-            if owner is not None and self._in_flight[owner] >= OWNER_SHARE:
-                self.dropped_over_share += 1
-                return False
-            info = self._paho.publish(topic, payload, qos, retain)
-            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                if owner is not None and not info.is_published():
-                    self._owner_of[info.mid] = owner
-                    self._in_flight[owner] += 1
-                return True
-            logger.debug(
-                "mqtt %s: publish on %s dropped: %s",
-                self._endpoint,
-                topic,
-                paho.error_string(info.rc),
-            )
-            return False
+            return self._outbox.send(self._paho, (topic, payload, qos, retain), owner)
         if qos == 0 or self._state in (MqttState.STOPPING, MqttState.STOPPED):
             return False
-        if len(self._queue) >= QUEUE_LIMIT:
-            if self._dropped == 0:
-                logger.warning(
-                    "mqtt %s: offline queue full (%d messages): dropping new ones",
-                    self._endpoint,
-                    QUEUE_LIMIT,
-                )
-            self._dropped += 1
-            return False
-        self._queue.append((topic, bytes(payload), qos, retain))
-        return True
+        return self._outbox.hold((topic, payload, qos, retain))
 
     async def stop(self, *, final: Sequence[tuple[str, bytes, int, bool]] = ()) -> None:
         """Publish `final` (topic, payload, qos, retain) messages and wait for their PUBACKs
@@ -277,8 +204,8 @@ class MqttClient:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._close_socket()
-        self._queue.clear()
+        self._link.close()
+        self._outbox.clear()
         self._set_state(
             MqttState.STOPPED,
             "clean DISCONNECT" if was_connected else "was not connected",
@@ -297,26 +224,7 @@ class MqttClient:
     # ---------------------------------------------------------------- paho object
 
     def _new_paho(self) -> paho.Client:
-        s = self._settings
-        v5 = self._protocol == MQTTProtocolVersion.MQTTv5
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            clean_session=None if v5 else True,
-            protocol=self._protocol,
-            transport=self._endpoint.transport,
-            reconnect_on_failure=False,  # else paho reconnects by itself, blocking, on the loop
-        )
-        client.connect_timeout = CONNECT_TIMEOUT
-        client.max_queued_messages_set(QUEUE_LIMIT)
-        if self._tls is not None:
-            client.tls_set_context(self._tls)
-        if self._endpoint.transport == "websockets":
-            client.ws_set_options(path=self._endpoint.path)
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password)
-        if s.will_topic is not None:
-            client.will_set(s.will_topic, s.will_payload, s.will_qos, s.will_retain)
+        client: paho.Client = new_paho(self._settings, self._endpoint, self._tls, self._protocol)
         client.on_connect = self._paho_connect
         client.on_disconnect = self._paho_disconnect
         client.on_message = self._paho_message
@@ -329,19 +237,7 @@ class MqttClient:
         return client
 
     def _blocking_connect(self, client: paho.Client) -> None:
-        """Runs in the executor: the only place paho blocks (DNS, TCP, TLS, WebSocket)."""
-        kwargs: dict[str, Any] = {}
-        if self._protocol == MQTTProtocolVersion.MQTTv5:
-            kwargs["clean_start"] = True
-            # The broker must not send us anything larger: paho would read and copy it whole.
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.MaximumPacketSize = MAX_INCOMING_PACKET
-            kwargs["properties"] = properties
-        rc = client.connect(
-            self._endpoint.host, self._endpoint.port, keepalive=self._settings.keepalive, **kwargs
-        )
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            raise ConnectionError(paho.error_string(rc))
+        connect(client, self._endpoint, self._protocol, self._settings.keepalive)
 
     # ---------------------------------------------------------------- the connection task
 
@@ -355,8 +251,8 @@ class MqttClient:
                 continue
             except Exception as exc:  # a bug here must not end reconnecting for good
                 logger.exception("mqtt %s: connect attempt failed", self._endpoint)
-                self._close_socket()
-                reason = _describe(exc)
+                self._link.close()
+                reason = describe(exc)
             if reason is None:
                 self._last_failure = None
                 since = loop.time()
@@ -380,44 +276,17 @@ class MqttClient:
                 async with asyncio.timeout(delay):
                     await self._stop_event.wait()
 
-    async def _open_socket(self, client: paho.Client) -> str | None:
-        """paho's blocking connect() (DNS, TCP, TLS, WebSocket) in the executor; None once
-        its socket is there, else why not."""
-        loop = asyncio.get_running_loop()
-        connecting = loop.run_in_executor(None, self._blocking_connect, client)
-        stopping = loop.create_task(self._stop_event.wait())
-        waiters: set[asyncio.Future[Any]] = {connecting, stopping}
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if not connecting.done():
-            # The thread cannot be interrupted; close what it opens once it is done.
-            connecting.add_done_callback(lambda f: self._abandon(client, f))
-            return "stopped"
-        try:
-            connecting.result()
-        except Exception as exc:
-            return _describe(exc)
-        if self._stop_event.is_set():
-            self._abandon(client, connecting)
-            return "stopped"
-
-        if client.socket() is None:
-            return "paho has no socket after connect()"
-        return None
-
     async def _connect_once(self) -> str | None:
         """One attempt; None once connected (hooks done), else why it failed."""
         client = self._paho
         self._lost_event.clear()
         self._last_error = None
         self._set_state(MqttState.CONNECTING, f"MQTT {self.protocol}")
-        failure = await self._open_socket(client)
+        failure = await connect_in_executor(client, self._blocking_connect, self._stop_event)
         if failure is not None:
             return failure
         self._connack = asyncio.get_running_loop().create_future()
-        self._attach(client)
+        self._link.attach(client)
         timeout = CONNACK_TIMEOUT if self._confirmed else PROBE_CONNACK_TIMEOUT
         try:
             async with asyncio.timeout(timeout):
@@ -427,12 +296,12 @@ class MqttClient:
         finally:
             self._connack = None
         if isinstance(outcome, str):
-            self._close_socket()
+            self._link.close()
             if not self._confirmed and not self._stop_event.is_set():
                 self._switch_protocol(outcome)
             return outcome
         if outcome.is_failure:
-            self._close_socket()
+            self._link.close()
             if outcome.value == _UNSUPPORTED_PROTOCOL_VERSION:
                 self._switch_protocol(str(outcome))
                 if not self._fell_back:  # at once, but only once: a broker could refuse both
@@ -440,7 +309,7 @@ class MqttClient:
                     raise _Fallback
             return f"broker refused the connection: {outcome}"
 
-        if self._sock is None:
+        if not self._link.attached:
             # paho read the CONNACK and the connection's end in one go: not connected.
             return "connection lost right after CONNACK"
         self._confirmed = True
@@ -450,7 +319,7 @@ class MqttClient:
         self._connected_event.set()
         if self._subscriptions:
             self._paho.subscribe(list(self._subscriptions.items()))
-        self._flush_queue()
+        self._outbox.flush(self._paho, lambda: self.connected)
         await self._run_connect_hook()
         return None
 
@@ -470,24 +339,6 @@ class MqttClient:
             self.protocol,
         )
 
-    def _abandon(self, client: paho.Client, done: asyncio.Future[None]) -> None:
-        if done.cancelled() or done.exception() is not None:
-            return
-        sock = client.socket()
-        if sock is not None:
-            sock.close()
-
-    def _flush_queue(self) -> None:
-        if self._dropped:
-            logger.warning(
-                "mqtt %s: %d message(s) dropped while offline (queue full)",
-                self._endpoint,
-                self._dropped,
-            )
-            self._dropped = 0
-        while self._queue and self.connected:
-            self._paho.publish(*self._queue.popleft())
-
     async def _run_connect_hook(self) -> None:
         if self._on_connect is None:
             return
@@ -501,8 +352,7 @@ class MqttClient:
     def _connection_ended(self, reason: str) -> None:
         """An established connection is gone (lost, or closed by `stop()`)."""
         self._connected_event.clear()
-        self._owner_of.clear()  # what paho had not sent is gone with the connection
-        self._in_flight.clear()
+        self._outbox.connection_ended()
         if self._state is MqttState.CONNECTED:
             self._set_state(MqttState.DISCONNECTED, reason, logging.WARNING)
         if self._on_disconnect is not None:
@@ -518,7 +368,7 @@ class MqttClient:
         ]
         try:
             async with asyncio.timeout(FINAL_ACK_TIMEOUT):
-                while self._sock is not None and not all(
+                while self._link.attached and not all(
                     i.rc != MQTTErrorCode.MQTT_ERR_SUCCESS or i.is_published() for i in infos
                 ):
                     self._published_event.clear()
@@ -531,7 +381,7 @@ class MqttClient:
             )
 
     async def _disconnect(self) -> None:
-        if self._sock is None:
+        if not self._link.attached:
             return
         self._detached_event.clear()
         self._paho.disconnect()
@@ -545,71 +395,18 @@ class MqttClient:
 
     # ---------------------------------------------------------------- socket <-> loop
 
-    def _attach(self, client: paho.Client) -> None:
-        assert self._loop is not None
-        sock = client.socket()
-        assert sock is not None
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._loop.add_reader(self._fd, self._readable)
-        # The CONNECT packet was queued in the executor, before there was a loop to tell.
-        if client.want_write():
-            self._loop.add_writer(self._fd, self._writable)
-        self._misc_timer = self._loop.call_later(MISC_INTERVAL, self._misc)
+    @property
+    def dropped_over_share(self) -> int:
+        """Replies dropped because their client had `OWNER_SHARE` in flight already."""
+        return self._outbox.dropped_over_share
 
-    def _detach(self) -> None:
-        if self._sock is None:
-            return
-        assert self._loop is not None
-        self._loop.remove_reader(self._fd)
-        self._loop.remove_writer(self._fd)
-        if self._misc_timer is not None:
-            self._misc_timer.cancel()
-            self._misc_timer = None
-        self._sock = None
-        self._fd = -1
+    def _detached(self) -> None:
         self._detached_event.set()
         self._published_event.set()  # nothing more will be acknowledged on this connection
 
-    def _close_socket(self) -> None:
-        """Drop the connection without DISCONNECT (so a connected session's will fires)."""
-        sock = self._sock
-        self._detach()
-        if sock is not None:
-            sock.close()
-
-    def _readable(self) -> None:
-        client = self._paho
-        try:
-            while self._sock is not None:
-                if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    break
-                # TLS may hold decrypted bytes that the selector cannot see (paho issue 131).
-                pending = getattr(self._sock, "pending", None)
-                if pending is None or not pending():
-                    break
-        except Exception as exc:
-            self._abort(f"read failed: {_describe(exc)}")
-
-    def _writable(self) -> None:
-        try:
-            self._paho.loop_write()
-        except Exception as exc:
-            self._abort(f"write failed: {_describe(exc)}")
-
-    def _misc(self) -> None:
-        assert self._loop is not None
-        self._misc_timer = None
-        try:
-            self._paho.loop_misc()
-        except Exception as exc:
-            self._abort(f"keepalive failed: {_describe(exc)}")
-        if self._sock is not None:
-            self._misc_timer = self._loop.call_later(MISC_INTERVAL, self._misc)
-
     def _abort(self, reason: str) -> None:
         """paho raised instead of reporting: close the connection ourselves."""
-        self._close_socket()
+        self._link.close()
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(reason)
         elif self._state is MqttState.CONNECTED:
@@ -620,16 +417,16 @@ class MqttClient:
     # the socket attached to the loop, which connect() never is.
 
     def _paho_socket_close(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
-        if client is self._paho and sock is self._sock:
-            self._detach()
+        if client is self._paho and self._link.owns(sock):
+            self._link.detach()
 
     def _paho_register_write(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
-        if client is self._paho and sock is self._sock and self._loop is not None:
-            self._loop.add_writer(self._fd, self._writable)
+        if client is self._paho and self._link.owns(sock):
+            self._link.want_write(True)
 
     def _paho_unregister_write(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
-        if client is self._paho and sock is self._sock and self._loop is not None:
-            self._loop.remove_writer(self._fd)
+        if client is self._paho and self._link.owns(sock):
+            self._link.want_write(False)
 
     def _paho_log(self, client: paho.Client, _userdata: Any, level: int, buf: str) -> None:
         if client is self._paho and level in (paho.MQTT_LOG_ERR, paho.MQTT_LOG_WARNING):
@@ -646,7 +443,7 @@ class MqttClient:
     ) -> None:
         if client is not self._paho:
             return
-        self._detach()  # paho has closed (or is closing) the socket
+        self._link.detach()  # paho has closed (or is closing) the socket
         if flags.is_disconnect_packet_from_server:
             text = f"broker sent DISCONNECT: {reason}"
         elif self._last_error is not None:
@@ -679,11 +476,7 @@ class MqttClient:
         self, client: paho.Client, _userdata: Any, mid: int, _reason: ReasonCode, _properties: Any
     ) -> None:
         if client is self._paho:
-            owner = self._owner_of.pop(mid, None)
-            if owner is not None:
-                self._in_flight[owner] -= 1
-                if self._in_flight[owner] <= 0:
-                    del self._in_flight[owner]
+            self._outbox.published(mid)
             self._published_event.set()
 
     def _paho_subscribe(

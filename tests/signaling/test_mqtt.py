@@ -23,12 +23,8 @@ import aiomqtt
 import pytest
 from amqtt.broker import Broker
 
-from agent.signaling.mqtt import (
-    QUEUE_LIMIT,
-    MqttClient,
-    MqttSettings,
-    MqttState,
-)
+from agent.signaling.mqtt import MqttClient, MqttSettings, MqttState
+from agent.signaling.mqtt_outbox import QUEUE_LIMIT
 from tests.infra.mosquitto import MosquittoBroker, mosquitto_broker  # noqa: F401
 from tests.infra.pki import Pki, pki  # noqa: F401
 from tests.infra.tools import free_port
@@ -424,6 +420,6 @@ async def test_a_connection_lost_right_after_connack_is_reconnected(
         # The lost connection is not taken for a live one: the client connects again.
         await asyncio.wait_for(connected.wait(), WAIT)
         assert injected
-        assert client.state is MqttState.CONNECTED and client._sock is not None
+        assert client.state is MqttState.CONNECTED and client._link.attached
     finally:
         await client.stop()

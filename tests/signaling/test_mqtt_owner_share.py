@@ -14,7 +14,8 @@ import asyncio
 
 import aiomqtt
 
-from agent.signaling.mqtt import OWNER_SHARE, MqttClient, MqttSettings
+from agent.signaling.mqtt import MqttClient, MqttSettings
+from agent.signaling.mqtt_outbox import OWNER_SHARE
 from tests.infra.mosquitto import MosquittoBroker, mosquitto_broker  # noqa: F401
 from tests.infra.pki import pki  # noqa: F401
 
@@ -31,7 +32,7 @@ def reply_topic(client: str) -> str:
 async def acknowledged(client: MqttClient) -> None:
     """Wait until the broker has acknowledged every owned message (PUBACK)."""
     async with asyncio.timeout(WAIT):
-        while client._in_flight:
+        while client._outbox.in_flight:
             client._published_event.clear()
             await client._published_event.wait()
 
