@@ -19,7 +19,9 @@ def _core_modules() -> list[str]:
 
 
 def test_core_has_modules() -> None:
-    assert {"agent.rtc.peer", "agent.rtc.sdp.parse"} <= set(_core_modules())
+    assert {"agent.rtc.peer", "agent.rtc.sdp.parse", "agent.rtc.sctp.association"} <= set(
+        _core_modules()
+    )
 
 
 def test_no_core_module_imports_io_or_clock() -> None:
