@@ -15,6 +15,7 @@ import pytest
 from agent.client import Fleet
 from agent.config import load_config
 from agent.runtime.app import Agent
+from tests.e2e.mqtt_rig import write_agent_config
 from tests.infra.mosquitto import MosquittoBroker
 from tests.infra.pki import Pki
 
@@ -25,39 +26,10 @@ VIEWER = "viewer-1"
 
 def write_device_config(broker: MosquittoBroker, directory: Path, device: str) -> Path:
     """The config of testsrc device `device` (a small, cheap stream) with its own certificate."""
-    cert, key = broker.issue_client(device)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "edgecam.toml"
-    path.write_text(f"""
-[device]
-id = "{device}"
-state_dir = "{directory / "state"}"
-
-[mqtt]
-url = "mqtts://localhost:{broker.tls_port}"
-ca = "{broker.ca_path}"
-cert = "{cert}"
-key = "{key}"
-
-[camera]
-source = "testsrc"
-width = 160
-height = 120
-framerate = 10
-bitrate = 200000
-
-[webrtc]
-ice_addresses = ["127.0.0.1"]
-
-[access]
-viewer = ["viewer-*"]
-operator = ["ops-*"]
-admin = ["admin-*"]
-
-[telemetry]
-interval = 1.0
-""")
-    return path
+    return write_agent_config(
+        broker, directory, device, width=160, height=120, framerate=10, bitrate=200_000
+    )
 
 
 @dataclass

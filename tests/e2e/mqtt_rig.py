@@ -22,13 +22,16 @@ PREFIX = "edgecam"
 WAIT = 20.0
 
 
-def write_agent_config(broker: MosquittoBroker, directory: Path, **camera: Any) -> Path:
-    """A config file for device cam-01 on `broker`, with its own client certificate."""
-    cert, key = broker.issue_client(DEVICE)
+def write_agent_config(
+    broker: MosquittoBroker, directory: Path, device: str = DEVICE, **camera: Any
+) -> Path:
+    """A config file for testsrc device `device` (cam-01) on `broker`, with its own client
+    certificate; `camera` overrides the small default stream's size, rate and bitrate."""
+    cert, key = broker.issue_client(device)
     size = {"width": 320, "height": 240, "framerate": 30, "bitrate": 500_000, **camera}
     text = f"""
 [device]
-id = "{DEVICE}"
+id = "{device}"
 state_dir = "{directory / "state"}"
 
 [mqtt]
