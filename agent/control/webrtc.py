@@ -10,6 +10,7 @@ from agent.rpc.errors import RpcError
 from agent.rpc.methods import CallContext, MethodTable
 from agent.rpc.params import SESSION_ID, Kind, Param, ParamSpec
 from agent.rpc.roles import Role
+from agent.rtc.sdp import is_end_of_candidates
 
 # An SDP offer is a few KB; the 64 KiB payload limit bounds it anyway.
 OFFER_PARAMS = ParamSpec(
@@ -46,7 +47,7 @@ def register(table: MethodTable, device: Device) -> None:
 
     async def candidate(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         # Firefox ends each section's candidates with an empty string, then null: the same.
-        text = params["candidate"] or None
+        text = None if is_end_of_candidates(params["candidate"]) else params["candidate"]
         try:
             await device.add_candidate(ctx.client_id, params["session"], text, params.get("sdpMid"))
         except ValueError as exc:

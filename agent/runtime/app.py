@@ -91,7 +91,7 @@ class Agent:
             self._state_dir / CERTIFICATE_FILE, write=write_atomically
         )
         self.fanout = FanOut(self.request_keyframe_from_camera)
-        self.camera = CameraSupervisor(config.camera, self.fanout, self._event)
+        self.camera = CameraSupervisor(config.camera, self.fanout, self.publish_event)
         self.sessions = SessionManager(
             fanout=self.fanout,
             certificate=self.certificate,
@@ -288,7 +288,7 @@ class Agent:
         self.config = new
 
     def stream_changed(self) -> None:
-        self._event("stream.changed", stream=self.stream_info())
+        self.publish_event("stream.changed", stream=self.stream_info())
         self.control.notify_all("stream.changed", {"stream": self.stream_info()})
         self.publish_status(force=True)
 
@@ -302,7 +302,7 @@ class Agent:
         if self.homeassistant is not None:
             self.homeassistant.publish_discovery()
         if self._reverted is not None:
-            self._event("config.reverted", reason=self._reverted)
+            self.publish_event("config.reverted", reason=self._reverted)
             self._reverted = None
         # Reaching the broker is what a remote change could break: this start is healthy.
         await asyncio.to_thread(mark_healthy, self._state_dir)
@@ -332,7 +332,7 @@ class Agent:
             self.control.session_ended(client, session)
         if state in ("connected", "failed", "closed"):
             event = {"connected": "session.opened"}.get(state, f"session.{state}")
-            self._event(event, session=session, client=client, reason=reason)
+            self.publish_event(event, session=session, client=client, reason=reason)
             self.publish_status()
 
     def _session_candidate(self, client: str, session: str, candidate: str | None) -> None:
@@ -355,7 +355,7 @@ class Agent:
         payload = json.dumps(self.status(), separators=(",", ":")).encode()
         self.mqtt.publish(self.topics.status, payload, qos=1, retain=True)
 
-    def _event(self, name: str, **fields: Any) -> None:
+    def publish_event(self, name: str, **fields: Any) -> None:
         body = {"event": name, "ts": time.time()}
         body.update((k, v) for k, v in fields.items() if v is not None)
         self.mqtt.publish(self.topics.events, json.dumps(body).encode(), qos=1)

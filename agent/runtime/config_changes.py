@@ -42,7 +42,7 @@ class ChangeTarget(Protocol):
 
     def stream_info(self) -> dict[str, Any]: ...
 
-    def _event(self, name: str, **fields: Any) -> None: ...
+    def publish_event(self, name: str, **fields: Any) -> None: ...
 
 
 def _local_address(address: str) -> bool:
@@ -130,7 +130,7 @@ class ConfigChanges:
                 )
             except (OSError, ValueError) as exc:
                 logger.warning("camera controls applied but not saved: %s", exc)
-        target._event("camera.controls", values=applied)
+        target.publish_event("camera.controls", values=applied)
         return applied
 
     async def apply(self, patch: dict[str, Any]) -> dict[str, Any]:
@@ -157,7 +157,7 @@ class ConfigChanges:
             target.config_applied(new)
             if new.camera != old.camera:
                 target.stream_changed()
-        target._event(
+        target.publish_event(
             "config.changed",
             keys=sorted(patch),
             restart_required=restart_keys(patch),

@@ -58,7 +58,7 @@ class Target:
         camera = self.config.camera
         return {"width": camera.width, "height": camera.height, "bitrate": camera.bitrate}
 
-    def _event(self, name: str, **fields: Any) -> None:
+    def publish_event(self, name: str, **fields: Any) -> None:
         self.events.append((name, fields))
 
 
