@@ -34,6 +34,12 @@ class Stack:
 
         await asyncio.wait_for(reached(), timeout)
 
+    def forget(self, client: str) -> None:
+        """Drop what was recorded of a client's sessions: the soak's thousand clients would
+        otherwise grow these lists, and its RSS figures are the agent's, not the harness's."""
+        self.states[:] = [s for s in self.states if s[0] != client]
+        self.candidates[:] = [c for c in self.candidates if c[0] != client]
+
 
 @contextlib.asynccontextmanager
 async def running_stack(
