@@ -1,4 +1,4 @@
-"""The `edgecam` command: run, check, demo, bench, ctl, ca, broker-config."""
+"""The `edgecam` command: run, check, demo, bench, ctl, ca, broker-config, doctor."""
 
 from __future__ import annotations
 
@@ -105,7 +105,32 @@ def _parser() -> argparse.ArgumentParser:
     ctl.add_argument("args", nargs=argparse.REMAINDER, help="see `edgecam ctl --help`")
     _add_ca(commands)
     _add_broker_config(commands)
+    _add_doctor(commands)
     return parser
+
+
+def _add_doctor(commands: Any) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="check that this device is ready to stream, and say what to fix",
+        description="On a device: the unit and its user, the config, camera and encoder, "
+        "clock sync, the certificate (expiry, CN = device.id, key), the broker's port and a "
+        "TLS handshake with the device certificate, file ownership and modes, the service. "
+        "One line each; exits 1 if any is red.",
+    )
+    doctor.add_argument(
+        "--config",
+        default="/etc/edgecam/edgecam.toml",
+        metavar="PATH",
+        help="the config file (default /etc/edgecam/edgecam.toml)",
+    )
+    doctor.add_argument(
+        "--root",
+        metavar="DIR",
+        help="examine an install under DIR (a prefix or a chroot): absolute paths of the "
+        "config and the unit are taken inside it (default: /)",
+    )
+    doctor.add_argument("--json", action="store_true", help="one JSON object, not lines")
 
 
 def _ca_location(parser: argparse.ArgumentParser) -> None:
@@ -391,6 +416,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "demo":
         return _demo(args)
+
+    if args.command == "doctor":
+        from agent.tools import doctor
+
+        return doctor.main(args.config, args.root, args.json)
     return 2
 
 
