@@ -126,12 +126,14 @@ def _check_client_cert(config: Config, trusted: Trusted, out: list[Finding]) -> 
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = str(names[0].value) if names else None
     if cn != config.device.id and trusted(("device", "id")):
-        out.append((
-            WARNING,
-            ("device", "id"),
-            f"{config.device.id!r} is not the CN of {mqtt.cert} ({cn!r}); a broker that "
-            "takes the CN as the user name (use_identity_as_username) will deny its topics",
-        ))
+        out.append(
+            (
+                WARNING,
+                ("device", "id"),
+                f"{config.device.id!r} is not the CN of {mqtt.cert} ({cn!r}); a broker that "
+                "takes the CN as the user name (use_identity_as_username) will deny its topics",
+            )
+        )
 
 
 def _check_mqtt(config: Config, trusted: Trusted, out: list[Finding]) -> None:
