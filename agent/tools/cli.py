@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level",
         choices=["debug", "info", "warning", "error", "critical"],
         default=None,
-        help="override the config's logging.level for this run",
+        help="override the config's logging.level for this run (default: the config's)",
     )
 
     check = commands.add_parser(
@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="measure the agent (bench fanout --help)",
-        description="Benchmarks. `edgecam bench fanout` measures the CPU cost per viewer of "
+        description="Benchmarks. edgecam bench fanout measures the CPU cost per viewer of "
         "the per-packet path (stamp, SRTP protect, send).",
     )
     bench.add_argument("what", choices=["fanout"], help="what to measure")
@@ -99,10 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     ctl = commands.add_parser(
         "ctl",
         help="control a fleet over MQTT: devices, call, snapshot, events, telemetry",
-        description="Fleet control over the MQTT contract (`edgecam ctl --help`).",
+        description="Fleet control over the MQTT contract (edgecam ctl --help).",
         add_help=False,  # `edgecam ctl --help` is ctl's own, complete help
     )
-    ctl.add_argument("args", nargs=argparse.REMAINDER, help="see `edgecam ctl --help`")
+    ctl.add_argument("args", nargs=argparse.REMAINDER, help="see edgecam ctl --help")
     _add_ca(commands)
     _add_broker_config(commands)
     _add_doctor(commands)
@@ -212,7 +212,7 @@ def _add_broker_config(commands: Any) -> None:
         "watches, ops-* operates, admin-* administers (e.g. viewer-alice). On Debian: "
         "apt-get install mosquitto, then link OUT/mosquitto.conf into /etc/mosquitto/conf.d/.",
     )
-    broker.add_argument("--ca-dir", required=True, metavar="DIR", help="the `edgecam ca` directory")
+    broker.add_argument("--ca-dir", required=True, metavar="DIR", help="the edgecam ca directory")
     broker.add_argument(
         "--out", required=True, metavar="DIR", help="where the broker will read the files from"
     )
