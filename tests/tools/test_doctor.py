@@ -56,7 +56,7 @@ class Install:
     root: Path
     ca: pki.Ca
     fleet: Path
-    broker: object  # the mosquitto process
+    broker: object  # the mosquitto process (None: no broker)
 
     @property
     def etc(self) -> Path:
@@ -110,13 +110,18 @@ def _install(root: Path, fleet: Path, tls_port: int) -> None:
     shutil.copyfile(fleet / "device" / "cam-01.pem", etc / "device.pem")
 
 
-@pytest.fixture
-def installed(tmp_path: Path) -> Iterator[Install]:
-    mosquitto = require_tool("mosquitto", "mosquitto")
+def _pki(tmp_path: Path) -> tuple[pki.Ca, Path]:
     fleet = tmp_path / "pki"
     ca = pki.init_ca(fleet)
     pki.issue(ca, "device", "cam-01", out_dir=fleet)
     pki.issue(ca, "broker", "localhost", out_dir=fleet, sans=["localhost", "127.0.0.1"])
+    return ca, fleet
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Iterator[Install]:
+    mosquitto = require_tool("mosquitto", "mosquitto")
+    ca, fleet = _pki(tmp_path)
     tls_port, wss_port = free_port(), free_port()
     out = tmp_path / "broker"
     argv = ["broker-config", "--ca-dir", str(fleet), "--out", str(out), "--bind", "127.0.0.1"]
@@ -136,6 +141,16 @@ def installed(tmp_path: Path) -> Iterator[Install]:
         yield Install(root, ca, fleet, proc)
     finally:
         stop_process(proc)
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> Install:
+    """The same install with no broker at all, for checks that never reach one."""
+    ca, fleet = _pki(tmp_path)
+    root = tmp_path / "root"
+    root.mkdir()
+    _install(root, fleet, free_port())
+    return Install(root, ca, fleet, None)
 
 
 def _failures(report: DoctorReport) -> dict[str, str]:
@@ -278,3 +293,35 @@ def test_service_identity_comes_from_the_unit_and_the_roots_group_file(tmp_path:
     assert unit.exec_start[0] == "/opt/x/bin/edgecam" and unit.config_path == "/etc/x.toml"
     missing = parse_unit(tmp_path / "u.service", "[Service]\nUser=nobody-here-at-all\n")
     assert service_user(Host(tmp_path), missing) == "user 'nobody-here-at-all' does not exist"
+
+
+def test_a_config_that_does_not_load_is_red_and_the_checks_needing_it_wait(
+    offline: Install, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = offline.root / CONFIG.relative_to("/")
+    path.write_text(path.read_text().replace('id = "cam-01"', 'id = "cam 01"\nidd = 1'))
+    report = offline.doctor()
+    failures = _failures(report)
+    assert set(failures) == {"config"}, failures
+    assert "device.id" in failures["config"] and "(1 more)" in failures["config"]
+    assert report.named("camera, clock, broker").status is Status.SKIP
+    assert main(["doctor", "--root", str(offline.root)]) == 1
+    assert "edgecam check --config" in capsys.readouterr().out
+
+
+def test_a_state_dir_the_unit_keeps_read_only_is_named(offline: Install) -> None:
+    path = offline.root / CONFIG.relative_to("/")
+    text = path.read_text().replace('id = "cam-01"\n', 'id = "cam-01"\nstate_dir = "/srv/cam"\n')
+    path.write_text(text)
+    (offline.root / "srv" / "cam").mkdir(parents=True)
+    os.chown(offline.root / "srv" / "cam", UID, GID)
+    failures = _failures(offline.doctor())
+    assert "ProtectSystem=strict" in failures["device.state_dir"], failures
+
+
+def test_a_missing_unit_or_user_is_named(offline: Install) -> None:
+    (offline.root / "etc" / "passwd").write_text("")
+    failures = _failures(offline.doctor())
+    assert failures["user"] == "user 'edgecam' does not exist", failures
+    (offline.root / "etc" / "systemd" / "system" / "edgecam.service").unlink()
+    assert "no edgecam.service in" in _failures(offline.doctor())["unit"]
