@@ -325,3 +325,15 @@ def test_a_missing_unit_or_user_is_named(offline: Install) -> None:
     assert failures["user"] == "user 'edgecam' does not exist", failures
     (offline.root / "etc" / "systemd" / "system" / "edgecam.service").unlink()
     assert "no edgecam.service in" in _failures(offline.doctor())["unit"]
+
+
+def test_the_service_is_not_checked_where_systemd_does_not_run(
+    offline: Install, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.tools import doctor_checks
+    from agent.tools.doctor_result import Device
+
+    monkeypatch.setattr(doctor_checks, "SYSTEMD_RUNNING", offline.root / "run" / "systemd")
+    device = Device(Host(None), CONFIG, None, None, "no user")
+    result = doctor_checks.check_service(device)
+    assert (result.status, result.detail) == (Status.SKIP, "systemd is not running here")
