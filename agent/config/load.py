@@ -13,6 +13,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -309,10 +310,20 @@ def _build(raw: Mapping[str, Any]) -> tuple[Config, list[Problem]]:
     return config, problems
 
 
-def load_config(path: str | os.PathLike[str], state_dir_overrides: bool = True) -> Config:
-    """Read and validate the config file, merged with ``state_dir/config.override.toml`` if
-    ``state_dir_overrides`` and that file exists. Raises ConfigError listing every problem.
-    The files the config names (certificates, camera) are not opened: see config_check."""
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A config as read, problems and all: ``config`` holds the default wherever a value
+    had a problem; ``sources`` locate each problem's key by file and line."""
+
+    config: Config
+    problems: list[Problem]
+    sources: list[TomlSource]
+
+
+def read_config(path: str | os.PathLike[str], state_dir_overrides: bool = True) -> LoadedConfig:
+    """Read the config file (merged with ``state_dir/config.override.toml`` if
+    ``state_dir_overrides`` and that file exists) and every problem of it. Raises
+    ConfigError only for a file that cannot be read or is not TOML."""
     sources = [TomlSource.read(Path(path))]
     merged = sources[0].data
     problems: list[Problem] = []
@@ -325,11 +336,18 @@ def load_config(path: str | os.PathLike[str], state_dir_overrides: bool = True) 
             sources.append(override)
             merged = merge(merged, screen_patch(override.data, problems))
     config, more = _build(merged)
-    problems += more
-    if problems:
-        raise ConfigError(format_problems(problems, sources))
-    logger.debug("config loaded from %s", " + ".join(s.name for s in sources))
-    return config
+    return LoadedConfig(config, problems + more, sources)
+
+
+def load_config(path: str | os.PathLike[str], state_dir_overrides: bool = True) -> Config:
+    """Read and validate the config file, merged with ``state_dir/config.override.toml`` if
+    ``state_dir_overrides`` and that file exists. Raises ConfigError listing every problem.
+    The files the config names (certificates, camera) are not opened: see config_check."""
+    loaded = read_config(path, state_dir_overrides)
+    if loaded.problems:
+        raise ConfigError(format_problems(loaded.problems, loaded.sources))
+    logger.debug("config loaded from %s", " + ".join(s.name for s in loaded.sources))
+    return loaded.config
 
 
 def apply_patch(config: Config, patch: Mapping[str, Any]) -> Config:

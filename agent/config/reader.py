@@ -312,22 +312,35 @@ def _key_lines(text: str) -> dict[KeyPath, int]:
     return lines
 
 
+Finding = tuple[str, KeyPath, str]  # (severity "error"/"warning", key, message)
+
+
+def _locate(path: KeyPath, sources: list[TomlSource]) -> tuple[int, int, str]:
+    """(which file, line, "file:line: ") of the key ``path``: the override file (last) where
+    it set the value, the main file otherwise."""
+    owner = (s for s in reversed(sources) if s.owns(path))
+    source = next(owner, sources[0] if sources else None)
+    if source is None:
+        return 0, 0, ""
+    line = source.line_of(path)
+    where = f"{source.name}:{line}: " if line else f"{source.name}: "
+    return sources.index(source), line or 0, where
+
+
+def format_findings(findings: list[Finding], sources: list[TomlSource]) -> list[str]:
+    """``severity: file:line: dotted.key: message`` for each finding, in file order (as an
+    editor walks through them; equal lines keep their order)."""
+    out: list[tuple[int, int, str]] = []
+    for severity, path, message in findings:
+        rank, line, where = _locate(path, sources)
+        prefix = f"{severity}: " if severity else ""
+        out.append((rank, line, f"{prefix}{where}{dotted(path) or '(top level)'}: {message}"))
+    return [text for _, _, text in sorted(out, key=lambda p: p[:2])]
+
+
 def format_problems(problems: list[Problem], sources: list[TomlSource]) -> list[str]:
     """``file:line: dotted.key: message`` for each problem (sources[0] is the main file)."""
-    out: list[tuple[int, int, str]] = []
-    for path, message in problems:
-        where = ""
-        # The override file (last) wins where it set the value; the main file otherwise.
-        owner = (s for s in reversed(sources) if s.owns(path))
-        source = next(owner, sources[0] if sources else None)
-        line = None
-        if source is not None:
-            line = source.line_of(path)
-            where = f"{source.name}:{line}: " if line else f"{source.name}: "
-        rank = sources.index(source) if source is not None else 0
-        out.append((rank, line or 0, f"{where}{dotted(path) or '(top level)'}: {message}"))
-    # In file order, as an editor walks through them (sort is stable: equal lines keep order).
-    return [text for _, _, text in sorted(out, key=lambda p: p[:2])]
+    return format_findings([("", path, message) for path, message in problems], sources)
 
 
 def merge(base: Mapping[str, Any], patch: Mapping[Any, Any]) -> dict[str, Any]:

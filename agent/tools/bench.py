@@ -1,11 +1,11 @@
-"""`edgecam bench fanout`: the CPU cost of one more viewer on the per-packet path.
+"""edgecam bench fanout: the CPU cost of one more viewer on the per-packet path.
 
 Encodes a few seconds of the test pattern once, sets up N real viewer sessions (our DTLS
 handshake against a DTLS server in memory, so each viewer has its own SRTP context), then
 pushes the frames through the fan-out as fast as it can: packetize once per frame, and per
-viewer stamp the header, SRTP-protect and ``sendto`` a local UDP socket. The figure is CPU
+viewer stamp the header, SRTP-protect and sendto() a local UDP socket. The figure is CPU
 time per viewer per second of video, the number that decides how many viewers a Pi serves.
-With ``--datachannel`` it also measures viewers that each hold one open, idle datachannel
+With --datachannel it also measures viewers that each hold one open, idle datachannel
 (an established SCTP association): that must not slow the media path.
 """
 
@@ -169,37 +169,58 @@ def run_fanout(
     return elapsed
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     parser = Parser(
         prog="edgecam bench fanout",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--viewers", type=integer(1, 1000), default=10, help="viewers to measure with, 1..1000"
+        "--viewers",
+        type=integer(1, 1000),
+        default=10,
+        help="viewers to measure with, 1..1000 (default 10)",
     )
     parser.add_argument(
-        "--size", type=frame_size, default=(1280, 720), help="test pattern WIDTHxHEIGHT (even)"
+        "--size",
+        type=frame_size,
+        default=(1280, 720),
+        help="test pattern WIDTHxHEIGHT, even (default 1280x720)",
     )
-    parser.add_argument("--framerate", type=integer(1, 120), default=30, help="frames per s")
     parser.add_argument(
-        "--bitrate", type=integer(50_000, 50_000_000), default=2_000_000, help="bits per s"
+        "--framerate",
+        type=integer(1, 120),
+        default=30,
+        help="frames per second, 1..120 (default 30)",
     )
     parser.add_argument(
-        "--seconds", type=number(1, 600), default=10.0, help="seconds of video to send"
+        "--bitrate",
+        type=integer(50_000, 50_000_000),
+        default=2_000_000,
+        help="bits per second, 50000..50000000 (default 2000000)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=number(1, 600),
+        default=10.0,
+        help="seconds of video to send, 1..600 (default 10)",
     )
     parser.add_argument(
         "--profile",
         choices=[p.name for p in SrtpProfile],
         default="AEAD_AES_128_GCM",
-        help="SRTP protection profile",
+        help="SRTP protection profile (default AEAD_AES_128_GCM)",
     )
     parser.add_argument(
         "--datachannel",
         action="store_true",
         help="also measure viewers that each hold one open, idle datachannel",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     width, height = args.size
     print(
         f"encoding {args.seconds:g} s of {width}x{height}@{args.framerate} at {args.bitrate} bit/s"

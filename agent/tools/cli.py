@@ -1,4 +1,4 @@
-"""The `edgecam` command: run, check, demo, bench, ctl, ca, broker-config."""
+"""The `edgecam` command: run, check, demo, bench, ctl, ca, broker-config, doctor."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level",
         choices=["debug", "info", "warning", "error", "critical"],
         default=None,
-        help="override the config's logging.level for this run",
+        help="override the config's logging.level for this run (default: the config's)",
     )
 
     check = commands.add_parser(
@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="measure the agent (bench fanout --help)",
-        description="Benchmarks. `edgecam bench fanout` measures the CPU cost per viewer of "
+        description="Benchmarks. edgecam bench fanout measures the CPU cost per viewer of "
         "the per-packet path (stamp, SRTP protect, send).",
     )
     bench.add_argument("what", choices=["fanout"], help="what to measure")
@@ -99,13 +99,38 @@ def _parser() -> argparse.ArgumentParser:
     ctl = commands.add_parser(
         "ctl",
         help="control a fleet over MQTT: devices, call, snapshot, events, telemetry",
-        description="Fleet control over the MQTT contract (`edgecam ctl --help`).",
+        description="Fleet control over the MQTT contract (edgecam ctl --help).",
         add_help=False,  # `edgecam ctl --help` is ctl's own, complete help
     )
-    ctl.add_argument("args", nargs=argparse.REMAINDER, help="see `edgecam ctl --help`")
+    ctl.add_argument("args", nargs=argparse.REMAINDER, help="see edgecam ctl --help")
     _add_ca(commands)
     _add_broker_config(commands)
+    _add_doctor(commands)
     return parser
+
+
+def _add_doctor(commands: Any) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="check that this device is ready to stream, and say what to fix",
+        description="On a device: the unit and its user, the config, camera and encoder, "
+        "clock sync, the certificate (expiry, CN = device.id, key), the broker's port and a "
+        "TLS handshake with the device certificate, file ownership and modes, the service. "
+        "One line each; exits 1 if any is red.",
+    )
+    doctor.add_argument(
+        "--config",
+        default="/etc/edgecam/edgecam.toml",
+        metavar="PATH",
+        help="the config file (default /etc/edgecam/edgecam.toml)",
+    )
+    doctor.add_argument(
+        "--root",
+        metavar="DIR",
+        help="examine an install under DIR (a prefix or a chroot): absolute paths of the "
+        "config and the unit are taken inside it (default: /)",
+    )
+    doctor.add_argument("--json", action="store_true", help="one JSON object, not lines")
 
 
 def _ca_location(parser: argparse.ArgumentParser) -> None:
@@ -187,7 +212,7 @@ def _add_broker_config(commands: Any) -> None:
         "watches, ops-* operates, admin-* administers (e.g. viewer-alice). On Debian: "
         "apt-get install mosquitto, then link OUT/mosquitto.conf into /etc/mosquitto/conf.d/.",
     )
-    broker.add_argument("--ca-dir", required=True, metavar="DIR", help="the `edgecam ca` directory")
+    broker.add_argument("--ca-dir", required=True, metavar="DIR", help="the edgecam ca directory")
     broker.add_argument(
         "--out", required=True, metavar="DIR", help="where the broker will read the files from"
     )
@@ -391,6 +416,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "demo":
         return _demo(args)
+
+    if args.command == "doctor":
+        from agent.tools import doctor
+
+        return doctor.main(args.config, args.root, args.json)
     return 2
 
 

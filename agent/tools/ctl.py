@@ -36,7 +36,7 @@ EDGECAM_PROFILE, else [default]) in {DEFAULT_FILE} (EDGECAM_CLIENT_CONFIG names 
 file), whose tables take the agent's [mqtt] keys: url, ca, cert, key, topic_prefix,
 client_id, allow_insecure, username, password, keepalive.
 
-TARGET is a device id, a glob such as 'cam-*' (quote it), or `all`; globs match online
+TARGET is a device id, a glob such as 'cam-*' (quote it), or 'all'; globs match online
 devices only. exit status: 0 if every device answered without error, else 1."""
 
 
@@ -95,13 +95,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR|FILE",
         help="a directory (DEVICE.jpg in it; default .) or, for one device, a file name",
     )
-    snapshot.add_argument("--quality", type=int, metavar="1..100", help="JPEG quality")
+    snapshot.add_argument(
+        "--quality",
+        type=int,
+        metavar="1..100",
+        help="JPEG quality, 1..100 (default 85, the device's)",
+    )
     _call_options(snapshot)
     _connection_options(snapshot, again=True)
 
     for kind in ("events", "telemetry"):
         follow = commands.add_parser(kind, help=f"follow P/D/{kind}, one line each, to Ctrl-C")
-        follow.add_argument("target", nargs="?", default="all", metavar="TARGET")
+        follow.add_argument(
+            "target", nargs="?", default="all", metavar="TARGET", help="as for call (default all)"
+        )
         follow.add_argument("--json", action="store_true", help="one JSON object per line")
         _connection_options(follow, again=True)
     return parser

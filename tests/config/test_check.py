@@ -227,3 +227,61 @@ def test_run_check_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert run_check(path) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.count("error: ") == 2
+
+
+def test_run_check_reports_schema_and_file_problems_together_at_their_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mqtt = f'cert = "{tmp_path}/nope.pem"\nkey = "{tmp_path}/nope.key"\nkeepalive = 1'
+    movie = tmp_path / "gone.h264"
+    path = config_file(tmp_path, mqtt, camera=f'source = "file"\npath = "{movie}"')
+    assert run_check(path) == 1
+    out, err = capsys.readouterr()
+    missing = "No such file or directory"
+    assert out == ""
+    assert err.splitlines() == [
+        f"error: {path}:7: mqtt.cert: {tmp_path}/nope.pem: {missing}",
+        f"error: {path}:8: mqtt.key: {tmp_path}/nope.key: {missing}",
+        f"error: {path}:9: mqtt.keepalive: must be 5..3600, got 1",
+        f"error: {path}:13: camera.path: {movie}: {missing}",
+    ]
+
+
+def test_a_value_with_a_problem_of_its_own_is_not_opened_as_well(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A misspelt source leaves the default (picamera2) in place: probing that would report
+    # a camera the file never asked for.
+    probed: list[str] = []
+
+    def probe(config: object) -> list[str]:
+        probed.append("called")
+        return ["no camera here"]
+
+    path = config_file(tmp_path, camera='source = "fiel"')
+    assert run_check(path, probe) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert probed == [] and len(err) == 1
+    assert err[0].startswith(f"error: {path}:10: camera.source: expected one of ")
+
+    path = config_file(tmp_path, camera='source = "testsrc"')
+    assert run_check(path, probe) == 1
+    assert probed == ["called"]
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {path}:10: camera.source: no camera here"
+    ]
+
+
+def test_file_problems_of_an_override_point_at_the_override_file(
+    tmp_path: Path, tls: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config_file(tmp_path, tls)
+    state = tmp_path / "state"
+    state.mkdir()
+    override = state / "config.override.toml"
+    override.write_text(f'[camera]\nsource = "file"\npath = "{tmp_path}/x.h264"\n')
+    override.chmod(0o600)
+    assert run_check(path) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {override}:3: camera.path: {tmp_path}/x.h264: No such file or directory"
+    ]

@@ -15,6 +15,20 @@ fi
 echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # Wait for another apt (unattended-upgrades on a fresh machine) instead of failing.
-lock=(-o DPkg::Lock::Timeout=600)
-apt-get "${lock[@]}" update -qq
+wait_s=600
+lock=(-o DPkg::Lock::Timeout=$wait_s)
+# DPkg::Lock::Timeout covers dpkg's locks only: `apt-get update` (apt 2.6) still fails at
+# once on /var/lib/apt/lists/lock, so that one is retried here for as long.
+update_lists() {
+  local deadline=$((SECONDS + wait_s)) err
+  until err=$(apt-get "${lock[@]}" update -qq 2>&1 >/dev/null); do
+    if ! grep -q "Could not get lock" <<<"$err" || [ "$SECONDS" -ge "$deadline" ]; then
+      echo "$err" >&2
+      return 1
+    fi
+    echo "waiting for another apt to release its lock..." >&2
+    sleep 5
+  done
+}
+update_lists
 apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

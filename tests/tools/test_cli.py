@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,9 +63,19 @@ def test_the_example_config_passes_check_apart_from_its_files(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The example names files that exist only on a device: check reports exactly those.
-    assert main(["check", "--config", str(ROOT / "config" / "edgecam.example.toml")]) == 1
-    for line in capsys.readouterr().err.splitlines():
-        assert line.startswith(("error: mqtt.", "error: device.", "warning: ", "error: camera."))
+    example = ROOT / "config" / "edgecam.example.toml"
+    assert main(["check", "--config", str(example)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines
+    for line in lines:
+        if line == f"warning: {example}: holds a password or TURN credential and is " + (
+            "readable by every user"
+        ):
+            continue  # the file's own mode: no key to point at
+        severity, _, rest = line.partition(f": {example}:")
+        number, _, key = rest.partition(": ")
+        assert severity in ("error", "warning") and number.isdigit(), line
+        assert key.startswith(("mqtt.", "device.", "camera.")), line
 
 
 @pytest.mark.parametrize(
@@ -124,3 +136,38 @@ def test_demo_without_the_vendored_mqtt_js_stops_at_once_saying_why(
     (tmp_path / "vendor").mkdir()
     (tmp_path / "vendor" / "mqtt.min.js").write_text("// mqtt.js")
     assert demo.missing_web_asset() is None
+
+
+def _every_parser(
+    parser: argparse.ArgumentParser,
+) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _every_parser(sub)
+
+
+RST_MARKUP = ("``", "`", ":option:", ":class:", ":func:", "**", "\n.. ")
+
+
+def test_every_help_gives_each_options_meaning_and_default_in_plain_text() -> None:
+    from agent.tools import bench, cli, ctl
+
+    roots = [cli._parser(), ctl._parser(), bench.build_parser()]
+    parsers = [p for root in roots for p in _every_parser(root)]
+    assert len(parsers) >= 15  # edgecam, its commands, ca's actions, ctl's, bench fanout
+    for parser in parsers:
+        text = parser.format_help()
+        for markup in RST_MARKUP:
+            assert markup not in text, f"{parser.prog}: {markup!r} in its help"
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            where = f"{parser.prog} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help, f"{where}: no help"
+            shown = action.default not in (None, False, [], argparse.SUPPRESS)
+            if shown and not action.required:
+                assert "default" in action.help, f"{where}: help does not give the default"
