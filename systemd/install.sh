@@ -73,7 +73,8 @@ if [ "$root" = / ]; then
 else
   # A staging root has its own account files; useradd --prefix writes those, not the host's.
   mkdir -p "$root/etc"
-  for f in passwd group shadow gshadow; do [ -e "$root/etc/$f" ] || touch "$root/etc/$f"; done
+  for f in passwd group; do [ -e "$root/etc/$f" ] || install -m 0644 /dev/null "$root/etc/$f"; done
+  for f in shadow gshadow; do [ -e "$root/etc/$f" ] || install -m 0600 /dev/null "$root/etc/$f"; done
   grep -q '^video:' "$root/etc/group" || groupadd --prefix "$root" --system video
   if grep -q '^edgecam:' "$root/etc/passwd"; then
     say "user edgecam: exists in $root/etc/passwd"
