@@ -2,12 +2,12 @@
 
 cloud-init's NoCloud data source reads them from the boot partition of a Raspberry Pi OS card
 (the FAT partition mounted at /boot/firmware). Every scalar is written as a JSON string, which
-is also a YAML double-quoted string, so an SSID or path with ':' '#' or quotes stays one value.
+double-quoted with every character outside printable ASCII escaped, so an SSID or path with
+':' '#', quotes or any Unicode stays one value and the files stay plain ASCII.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from typing import Final
@@ -18,7 +18,16 @@ BUNDLE_DIR: Final = "edgecam"
 
 
 def _q(text: str) -> str:
-    return json.dumps(text)
+    """A YAML double-quoted scalar (YAML's \\U escape covers what JSON's \\u cannot)."""
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,8 @@ def _wifi(args: argparse.Namespace, prog: str) -> Any:
         if args.wifi_psk_file is not None or args.wifi_country is not None:
             fail(prog, "--wifi-psk-file and --wifi-country need --wifi-ssid")
         return None
+    if not 1 <= len(args.wifi_ssid.encode()) <= 32:
+        fail(prog, f"--wifi-ssid {args.wifi_ssid!r}: an SSID has 1 to 32 bytes")
     if args.wifi_psk_file is None:
         fail(prog, "--wifi-ssid needs --wifi-psk-file")
     try:

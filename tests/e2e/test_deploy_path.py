@@ -192,9 +192,22 @@ def _agent_argv(prefix: Path) -> list[str]:
     return argv
 
 
+def _install_again(fleet: Fleet) -> None:
+    """install.sh run a second time (a re-run of first boot, or an update) keeps what is
+    in place: the user, the venv, and the key the first run moved out of the bundle."""
+    key = (fleet.prefix / "etc/edgecam/device.key").read_bytes()
+    again = _install(fleet.out, fleet.prefix)
+    for line in ("user edgecam: exists", "venv", "key: ", "kept", "done"):
+        assert line in again, again
+    assert (fleet.prefix / "etc/edgecam/device.key").read_bytes() == key
+    users = (fleet.prefix / "etc/passwd").read_text().splitlines()
+    assert [line.split(":")[0] for line in users] == ["edgecam"]
+
+
 @pytest.fixture
 def installed_agent(fleet: Fleet, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     _check_installed(fleet)
+    _install_again(fleet)
     _verify_unit(fleet.prefix)
     log = tmp_path / "agent.log"
     proc = start_server(_agent_argv(fleet.prefix), log, ready=lambda: True, timeout=1, what="agent")
