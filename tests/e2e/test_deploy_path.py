@@ -209,8 +209,12 @@ def installed_agent(fleet: Fleet, tmp_path: Path) -> Iterator[subprocess.Popen[b
     _check_installed(fleet)
     _install_again(fleet)
     _verify_unit(fleet.prefix)
+    argv = _agent_argv(fleet.prefix)
+    config = argv[argv.index("--config") + 1]
+    check = subprocess.run([argv[0], "check", "--config", config], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
     log = tmp_path / "agent.log"
-    proc = start_server(_agent_argv(fleet.prefix), log, ready=lambda: True, timeout=1, what="agent")
+    proc = start_server(argv, log, ready=lambda: True, timeout=1, what="agent")
     try:
         yield proc
     finally:
