@@ -23,6 +23,20 @@ DESCRIPTION = (
 )
 
 
+def _add_wifi(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wifi-ssid", metavar="SSID", help="Wi-Fi for the first boot (default none)"
+    )
+    parser.add_argument(
+        "--wifi-psk-file",
+        metavar="PATH",
+        help="a file holding the Wi-Fi passphrase (kept off the command line and shell history)",
+    )
+    parser.add_argument(
+        "--wifi-country", metavar="CC", help="Wi-Fi regulatory country, e.g. GB (default: unset)"
+    )
+
+
 def add_provision(commands: Any) -> None:
     parser = commands.add_parser(
         "provision",
@@ -52,17 +66,7 @@ def add_provision(commands: Any) -> None:
         help="also keep the key in OUT/device.key (0600), e.g. to install it on a running Pi",
     )
     parser.set_defaults(key_here=False)
-    parser.add_argument(
-        "--wifi-ssid", metavar="SSID", help="Wi-Fi for the first boot (default none)"
-    )
-    parser.add_argument(
-        "--wifi-psk-file",
-        metavar="PATH",
-        help="a file holding the Wi-Fi passphrase (kept off the command line and shell history)",
-    )
-    parser.add_argument(
-        "--wifi-country", metavar="CC", help="Wi-Fi regulatory country, e.g. GB (default: unset)"
-    )
+    _add_wifi(parser)
     parser.add_argument(
         "--hostname", help="the Pi's host name (default: DEVICE_ID when it is a valid one)"
     )
