@@ -159,7 +159,10 @@ def _check_installed(fleet: Fleet) -> None:
         info = (etc / name).stat()
         assert (name, info.st_mode & 0o777, info.st_uid, info.st_gid) == (name, mode, 0, owner_gid)
     assert not (fleet.out / "boot/edgecam/device.key").exists()
-    assert (fleet.prefix / "var/lib/edgecam").stat().st_mode & 0o777 == 0o700
+    users = (fleet.prefix / "etc/passwd").read_text().splitlines()
+    uid = next(int(line.split(":")[2]) for line in users if line.startswith("edgecam:"))
+    state = (fleet.prefix / "var/lib/edgecam").stat()
+    assert (state.st_mode & 0o777, state.st_uid, state.st_gid) == (0o700, uid, gid)
     assert (fleet.prefix / "usr/share/doc/edgecam/README.md").is_file()  # the unit's Documentation=
     assert "key: " in fleet.install_log and "BEGIN" not in fleet.install_log
     imported = subprocess.run(
