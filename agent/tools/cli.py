@@ -1,4 +1,4 @@
-"""The `edgecam` command: run, check, demo, bench, ctl, ca, broker-config, doctor."""
+"""The `edgecam` command: run, check, demo, bench, ctl, ca, broker-config, provision, doctor."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from agent import __version__
 from agent.tools.args import Parser, fail, integer, number, size
+from agent.tools.provision_cli import add_provision, run_provision
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     ctl.add_argument("args", nargs=argparse.REMAINDER, help="see edgecam ctl --help")
     _add_ca(commands)
     _add_broker_config(commands)
+    add_provision(commands)
     _add_doctor(commands)
     return parser
 
@@ -408,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "broker-config":
         return _broker_config(args)
+
+    if args.command == "provision":
+        return run_provision(args)
 
     if args.command == "bench":
         from agent.tools import bench

@@ -106,9 +106,11 @@ class Host:
     root: Path | None = None
 
     def inside(self, path: str | os.PathLike[str]) -> Path:
-        """An absolute path of the device as this host reaches it (prefixed by the root)."""
+        """An absolute path of the device as this host reaches it (prefixed by the root).
+        A path already under the root is kept: a config rewritten for an agent that runs
+        from the prefix without a chroot names its files that way."""
         p = Path(path)
-        if self.root is None or not p.is_absolute():
+        if self.root is None or not p.is_absolute() or p.is_relative_to(self.root):
             return p
         return self.root / p.relative_to(p.anchor)
 

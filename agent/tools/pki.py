@@ -175,14 +175,46 @@ def issue(
     device/client: CN = name, clientAuth (mosquitto takes the CN as username and client id).
     broker: CN = name, subjectAltNames `sans` (default: just `name`), serverAuth.
     Never overwrites: an existing certificate may be in use on a device."""
+    cert_path, key_path = _leaf_paths(out_dir, kind, name)
+    if key_path.exists():
+        raise PkiError(f"{key_path} exists: refusing to overwrite it")
+    cert, key = make_leaf(ca, kind, name, days=days, sans=sans)
+    write_atomically(key_path, key, mode=0o600)
+    write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    return Issued(cert_path, key_path, cert.not_valid_after_utc)
+
+
+def issue_without_key(
+    ca: Ca, name: str, *, out_dir: Path, days: int = DEFAULT_LEAF_DAYS
+) -> tuple[x509.Certificate, bytes]:
+    """A device certificate recorded in out_dir/device/<name>.pem whose key (PEM, returned)
+    is not kept there: for `edgecam provision`, which puts it only on the device's card."""
+    cert_path, key_path = _leaf_paths(out_dir, "device", name)
+    if key_path.exists():
+        raise PkiError(f"{key_path} exists: refusing to overwrite it")
+    cert, key = make_leaf(ca, "device", name, days=days)
+    write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    return cert, key
+
+
+def _leaf_paths(out_dir: Path, kind: Kind, name: str) -> tuple[Path, Path]:
+    """Where a leaf lives in the CA directory; refuses one that exists (it may be in use)."""
+    check_name(kind, name)
+    directory = out_dir / kind
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    if cert_path.exists():
+        raise PkiError(f"{cert_path} exists: refusing to overwrite it")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return cert_path, key_path
+
+
+def make_leaf(
+    ca: Ca, kind: Kind, name: str, *, days: int = DEFAULT_LEAF_DAYS, sans: Sequence[str] = ()
+) -> tuple[x509.Certificate, bytes]:
+    """A new key (PEM, PKCS#8) and its certificate signed by `ca`, written nowhere."""
     check_name(kind, name)
     if kind != "broker" and sans:
         raise PkiError("--san is for broker certificates only")
-    directory = out_dir / kind
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    for path in (cert_path, key_path):
-        if path.exists():
-            raise PkiError(f"{path} exists: refusing to overwrite it")
     now = _now()
     not_after = min(now + datetime.timedelta(days=days), ca.cert.not_valid_after_utc)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -205,8 +237,4 @@ def issue(
     if kind == "broker":
         alt = x509.SubjectAlternativeName(_alt_names(sans or [name]))
         builder = builder.add_extension(alt, critical=False)
-    cert = builder.sign(ca.key, hashes.SHA256())
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomically(key_path, _key_pem(key), mode=0o600)
-    write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-    return Issued(cert_path, key_path, cert.not_valid_after_utc)
+    return builder.sign(ca.key, hashes.SHA256()), _key_pem(key)

@@ -49,4 +49,6 @@ def test_wheel_carries_viewer_assets_config_examples_and_unit(tmp_path: Path) ->
         "share/edgecam/config/mosquitto.example.conf",
         "share/edgecam/config/mosquitto.acl.example",
         "share/edgecam/systemd/edgecam.service",
+        "share/edgecam/systemd/install.sh",
+        "share/doc/edgecam/README.md",
     }
