@@ -71,7 +71,8 @@ async def test_a_websocket_that_never_opened_names_the_likely_causes(page: Page)
     assert "certificate" not in ws and "websockets listener" in ws
     mixed = await call(page, "unreachableSentence", "ws://10.0.0.2:9001/", "https:")
     assert "loaded over https" in mixed and "use wss://" in mixed
-    assert "not a WebSocket URL" in await call(page, "unreachableSentence", "mqtt://h:1883", "http:")
+    plain = await call(page, "unreachableSentence", "mqtt://h:1883", "http:")
+    assert "not a WebSocket URL" in plain
     assert "not a broker URL" in await call(page, "unreachableSentence", "my broker", "http:")
 
 
@@ -120,7 +121,9 @@ async def test_every_protocol_error_code_reads_as_a_sentence(page: Page) -> None
 
 async def test_a_request_without_answer_says_what_the_page_knows(page: Page) -> None:
     offline = await call(page, "timeoutSentence", "webrtc.offer", "cam-01", {"state": "offline"}, 5)
-    assert offline == "webrtc.offer: no answer from cam-01: it is offline (its last status says so)."
+    assert offline == (
+        "webrtc.offer: no answer from cam-01: it is offline (its last status says so)."
+    )
     unknown = await call(page, "timeoutSentence", "webrtc.offer", "cam-9", None, 5)
     assert "within 15 s" in unknown and "No status from cam-9" in unknown
     silent = await call(page, "timeoutSentence", "stream.get", "cam-01", {"state": "online"}, 4)
