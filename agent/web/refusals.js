@@ -106,7 +106,9 @@ export function disconnectSentence(code, who) {
   if (typeof code === "number" && code !== 0) {
     return `The broker closed this connection ${codeNote(code, 5)}; the page reconnects.`;
   }
-  return "The broker closed this connection; the page reconnects.";
+  // mosquitto 2.0 sends no DISCONNECT when a second login takes the client id over: it only
+  // closes the socket, so the likely causes are named together.
+  return `The broker closed this connection without saying why: another login with the account's client id "${who.client}" (another tab?), a broker restart or the network; the page reconnects.`;
 }
 
 /** The broker refused a QoS 1 PUBLISH (MQTT 5 PUBACK >= 0x80). */
