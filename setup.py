@@ -46,8 +46,19 @@ def fetch_mqtt_js(target: Path) -> None:
     version, integrity = _pinned()
     with tempfile.TemporaryDirectory(prefix="edgecam-mqttjs-") as tmp:
         out = subprocess.run(
-            [npm, "pack", f"mqtt@{version}", "--silent", "--pack-destination", tmp],
-            capture_output=True, text=True, check=False, cwd=tmp,
+            [
+                npm,
+                "pack",
+                f"mqtt@{version}",
+                "--silent",
+                "--prefer-offline",
+                "--pack-destination",
+                tmp,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp,
         )
         if out.returncode != 0:
             raise SystemExit(f"edgecam build: npm pack mqtt@{version} failed: {out.stderr.strip()}")
@@ -55,7 +66,9 @@ def fetch_mqtt_js(target: Path) -> None:
         algorithm, _, expected = integrity.partition("-")
         digest = base64.b64encode(hashlib.new(algorithm, tarball.read_bytes()).digest()).decode()
         if digest != expected:
-            raise SystemExit(f"edgecam build: mqtt@{version} does not match {LOCK.name}'s integrity")
+            raise SystemExit(
+                f"edgecam build: mqtt@{version} does not match {LOCK.name}'s integrity"
+            )
         target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(tarball) as archive:
             for name, member in FILES.items():
