@@ -8,7 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # libavcodec59: Firefox ESR decodes WebRTC H.264 through the system's FFmpeg.
-APT_PACKAGES := chromium mosquitto coturn firefox-esr libavcodec59 iproute2 util-linux faketime
+# nginx-light, caddy: the README's viewer-hosting snippets are run as written.
+APT_PACKAGES := chromium mosquitto coturn firefox-esr libavcodec59 iproute2 util-linux faketime nginx-light caddy
 WEB_VENDOR := agent/web/vendor/mqtt.min.js
 PYTEST_ARGS ?=
 DEMO_ARGS ?=

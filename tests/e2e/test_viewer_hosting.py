@@ -1,8 +1,10 @@
 """The viewer page from a plain static host, on another origin than the broker, over WSS to the
 mosquitto that `edgecam broker-config` configured, in Chromium: it plays with the documented
 password account, and every refusal on the way reads as a sentence (README "Host the viewer
-page"). Chromium trusts only the broker's own key (--ignore-certificate-errors-spki-list), not
-every certificate. Run inside tests/tools/isolated.sh.
+page"). The README's nginx and Caddy snippets are run as written there (names, ports and
+paths replaced), the WebSocket proxied on the page's origin. Chromium trusts only the broker's
+own key (--ignore-certificate-errors-spki-list), not every certificate. Run inside
+tests/tools/isolated.sh.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import re
 import shutil
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -44,6 +47,7 @@ class Fleet:
     tls_port: int
     wss_port: int
     site: str
+    site_dir: Path
 
     @property
     def wss_url(self) -> str:
@@ -112,7 +116,7 @@ def fleet_setup(tmp_path: Path, extra_accounts: dict[str, str], acl: str | None)
             [*server, "--directory", str(site)], tmp_path / "http.log", site_port, "http.server"
         ),
     ):
-        yield Fleet(fleet, out, tls_port, wss_port, f"http://127.0.0.1:{site_port}/")
+        yield Fleet(fleet, out, tls_port, wss_port, f"http://127.0.0.1:{site_port}/", site)
 
 
 def _agent_config(fleet: Fleet, directory: Path) -> Path:
@@ -298,3 +302,86 @@ async def test_a_second_login_of_the_same_account_is_named_on_the_first_page(
     # mosquitto 2.0 closes the first socket without a DISCONNECT reason.
     assert said.startswith("The broker closed this connection without saying why")
     assert f'another login with the account\'s client id "{VIEWER}"' in said
+
+
+# --- the README's nginx and Caddy snippets, as written there ----------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_block(language: str) -> str:
+    """The README's one ```language block (in "Host the viewer page")."""
+    (block,) = re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), re.M | re.S)
+    return block
+
+
+def _localised(snippet: str, fleet: Fleet, port: int, site: Path) -> str:
+    """The snippet with this test's names, ports and files in place of the README's."""
+    certs = fleet.out / "certs"
+    for old, new in (
+        ("listen 443 ssl", f"listen 127.0.0.1:{port} ssl"),
+        ("/etc/ssl/viewer.example.pem", str(certs / "broker.pem")),
+        ("/etc/ssl/private/viewer.example.key", str(certs / "broker.key")),
+        (
+            "viewer.example {",
+            f"https://localhost:{port} {{\n    tls {certs / 'broker.pem'} {certs / 'broker.key'}",
+        ),
+        ("viewer.example", "localhost"),
+        ("/srv/edgecam-viewer", str(site)),
+        ("https://127.0.0.1:8884", f"https://127.0.0.1:{fleet.wss_port}"),
+        ("/etc/mosquitto/edgecam/certs/ca.pem", str(certs / "ca.pem")),
+        ("mqtt.example", "localhost"),
+    ):
+        snippet = snippet.replace(old, new)
+    return snippet
+
+
+def _nginx(fleet: Fleet, port: int, work: Path) -> list[str]:
+    server = _localised(readme_block("nginx"), fleet, port, fleet.site_dir)
+    temp = " ".join(
+        f"{kind}_temp_path {work / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    # Workers as root: pytest's tmp directories are 0700.
+    (work / "nginx.conf").write_text(
+        f"daemon off; user root; pid {work / 'nginx.pid'}; error_log stderr info;\n"
+        "events {}\n"
+        f"http {{ include /etc/nginx/mime.types; access_log off; {temp}\n{server}\n}}\n"
+    )
+    nginx = require_tool("nginx", "nginx-light")
+    return [nginx, "-p", str(work), "-c", str(work / "nginx.conf")]
+
+
+def _caddy(fleet: Fleet, port: int, work: Path) -> list[str]:
+    site = _localised(readme_block("caddyfile"), fleet, port, fleet.site_dir)
+    (work / "Caddyfile").write_text(
+        "{\n    admin off\n    auto_https disable_redirects\n}\n" + site
+    )
+    caddy = require_tool("caddy", "caddy")
+    return [caddy, "run", "--config", str(work / "Caddyfile"), "--adapter", "caddyfile"]
+
+
+@pytest.mark.parametrize("server", ["nginx", "caddy"])
+async def test_page_behind_the_readme_web_server_plays_with_mqtt_proxied_on_its_origin(
+    tmp_path: Path, server: str
+) -> None:
+    async with fleet_and_agent(tmp_path) as (fleet, agent), chromium_trusting(fleet) as browser:
+        port = free_port()
+        work = tmp_path / server
+        work.mkdir()
+        argv = (_nginx if server == "nginx" else _caddy)(fleet, port, work)
+        # Caddy keeps state under HOME / XDG dirs: the test's own.
+        env = ["env", f"HOME={work}", f"XDG_DATA_HOME={work}", f"XDG_CONFIG_HOME={work}"]
+        with running([*env, *argv], work / "log", port, server):
+            origin = f"https://localhost:{port}"
+            url = f"{origin}/?" + urlencode(
+                {"broker": f"wss://localhost:{port}/mqtt", "device": DEVICE,
+                 "username": VIEWER, "password": SECRET, "autoplay": "1"}
+            )  # fmt: skip
+            page = await open_page(browser, url)
+            await page.wait_for_function("window.edgecam.framesDecoded() >= 30", timeout=WAIT_MS)
+            assert [row["client"] for row in agent.sessions.rows()] == [VIEWER]
+            csp = await page.evaluate(
+                "fetch('/').then((r) => r.headers.get('content-security-policy'))"
+            )
+            assert "script-src 'self'" in csp
