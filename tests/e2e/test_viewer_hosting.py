@@ -119,7 +119,7 @@ def fleet_setup(tmp_path: Path, extra_accounts: dict[str, str], acl: str | None)
         yield Fleet(fleet, out, tls_port, wss_port, f"http://127.0.0.1:{site_port}/", site)
 
 
-def _agent_config(fleet: Fleet, directory: Path) -> Path:
+def _agent_config(fleet: Fleet, directory: Path, max_viewers: int) -> Path:
     """The device's edgecam.toml as `edgecam provision` would write it, on the test stream."""
     path = directory / "edgecam.toml"
     path.write_text(f"""
@@ -142,6 +142,7 @@ bitrate = 500000
 
 [webrtc]
 ice_addresses = ["127.0.0.1"]
+max_viewers = {max_viewers}
 
 [access]
 viewer = ["viewer-*"]
@@ -153,10 +154,13 @@ admin = ["admin-*"]
 
 @contextlib.asynccontextmanager
 async def fleet_and_agent(
-    tmp_path: Path, extra_accounts: dict[str, str] | None = None, acl: str | None = None
+    tmp_path: Path,
+    extra_accounts: dict[str, str] | None = None,
+    acl: str | None = None,
+    max_viewers: int = 8,
 ) -> AsyncIterator[tuple[Fleet, Agent]]:
     with fleet_setup(tmp_path, extra_accounts or {}, acl) as fleet:
-        agent = Agent(load_config(_agent_config(fleet, tmp_path)))
+        agent = Agent(load_config(_agent_config(fleet, tmp_path, max_viewers)))
         await agent.start()
         try:
             await agent.mqtt.wait_connected(20)
@@ -251,6 +255,25 @@ async def test_an_account_whose_role_the_device_refuses(tmp_path: Path) -> None:
     assert said.startswith(f'The device {DEVICE} refused webrtc.offer: the client id "viewer"')
     assert "matches none of its [access] patterns" in said
     assert "(-32001 unauthorized: client has no role)" in said
+
+
+async def test_a_full_device_says_which_limit(tmp_path: Path) -> None:
+    accounts = {"viewer-y": "pw"}
+    async with (
+        fleet_and_agent(tmp_path, accounts, max_viewers=1) as (fleet, _agent),
+        chromium_trusting(fleet) as browser,
+    ):
+        first = await open_page(browser, fleet.page_url(username=VIEWER, password=SECRET))
+        await first.wait_for_function("edgecam.framesDecoded() >= 1", timeout=WAIT_MS)
+        second = await open_page(browser, fleet.page_url(username="viewer-y", password="pw"))
+        await second.wait_for_function("edgecam.state === 'failed'", timeout=WAIT_MS)
+        said = await _text(second, "#session-error")
+        assert await second.evaluate("edgecam.lastError.code") == -32002
+        assert await _text(second, "#session-status") == "failed (busy)"
+    assert said.startswith(
+        f"The device {DEVICE} is busy: it already streams to as many viewers as it allows"
+    )
+    assert "(-32002 busy: device viewer limit reached (1 sessions))" in said
 
 
 async def test_an_account_without_acl_rights_is_told_so(tmp_path: Path) -> None:
