@@ -40,7 +40,7 @@ let stats = {};
 let deviceStats = {}; // the device's own session.stats over the control channel
 const devices = new Map(); // device id -> status object as received
 const replyTopics = new Map(); // reply topic -> Promise of its SUBACK
-const pending = new Map(); // JSON-RPC id -> {resolve, reject, timer}
+const pending = new Map(); // JSON-RPC id -> {resolve, reject, timer, method, device}
 const pageTag = randomId(6); // keeps ids unique across reloads that reuse a client id
 // The client id when neither Client id nor Username is filled in (kept for the page's life).
 const randomClient = `viewer-${randomId(4)}`;
@@ -250,8 +250,9 @@ function publish(device, message) {
   const topic = requestTopic(device);
   mq.publish(topic, JSON.stringify(message), { qos: 1 }, (err) => {
     if (!err) return;
+    const own = { client: cfg.client, rpcTopic: `${cfg.prefix}/+/rpc/${cfg.client}` };
     const refusal = typeof err.code === "number"
-      ? new BrokerError(pubackSentence(topic, err.code, { client: cfg.client, rpcTopic: `${cfg.prefix}/+/rpc/${cfg.client}` }), err.code)
+      ? new BrokerError(pubackSentence(topic, err.code, own), err.code)
       : err;
     const entry = message.id === undefined ? undefined : pending.get(message.id);
     if (entry) settle(message.id, entry).reject(refusal);
@@ -267,12 +268,14 @@ function settle(id, entry) {
 }
 
 // An entry of `pending`: how to settle it, and what to say if it goes wrong.
-function awaitAnswer(id, method, device) {
+function awaitAnswer(id, method, device, overControl = false) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       pending.delete(id);
       const version = mq ? mq.options.protocolVersion : 5;
-      reject(new Error(timeoutSentence(method, device, devices.get(device), version)));
+      reject(new Error(overControl
+        ? `${method}: no answer from ${device} on the control channel within ${RPC_TIMEOUT_S} s.`
+        : timeoutSentence(method, device, devices.get(device), version)));
     }, RPC_TIMEOUT_MS);
     pending.set(id, { resolve, reject, timer, method, device });
   });
@@ -453,7 +456,7 @@ function setControlTransport(name) {
 
 function controlRequest(s, method, params) {
   const id = `${pageTag}-${nextId++}`;
-  const answer = awaitAnswer(id, method, s.device);
+  const answer = awaitAnswer(id, method, s.device, true);
   s.control.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
   return answer;
 }
