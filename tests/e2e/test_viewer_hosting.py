@@ -15,6 +15,7 @@ import hashlib
 import re
 import shutil
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,8 +228,10 @@ async def test_a_client_id_other_than_the_user_name_is_refused_with_the_reason(
     # so the ACL refuses every request on rpc/<random>.
     async with fleet_and_agent(tmp_path) as (fleet, agent), chromium_trusting(fleet) as browser:
         url = fleet.page_url(username=VIEWER, password=SECRET, client="viewer-random")
+        started = time.monotonic()
         page = await open_page(browser, url)
         await page.wait_for_function("edgecam.state === 'failed'", timeout=WAIT_MS)
+        print(f"refusal shown {time.monotonic() - started:.2f} s after the page was opened")
         said = await _text(page, "#session-error")
         error = await page.evaluate("edgecam.lastError")
         assert agent.sessions.rows() == []
