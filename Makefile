@@ -9,8 +9,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # libavcodec59: Firefox ESR decodes WebRTC H.264 through the system's FFmpeg.
 # cloud-init: `cloud-init schema` checks the user-data `edgecam provision` writes;
-# systemd: `systemd-analyze verify` on the unit install.sh installs.
-APT_PACKAGES := chromium mosquitto coturn firefox-esr libavcodec59 iproute2 util-linux faketime cloud-init systemd
+# systemd: `systemd-analyze verify` on the unit install.sh installs;
+# nginx-light, caddy: the README's viewer-hosting snippets are run as written.
+APT_PACKAGES := chromium mosquitto coturn firefox-esr libavcodec59 iproute2 util-linux faketime \
+	cloud-init systemd nginx-light caddy
 WEB_VENDOR := agent/web/vendor/mqtt.min.js
 PYTEST_ARGS ?=
 DEMO_ARGS ?=

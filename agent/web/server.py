@@ -30,6 +30,7 @@ ROUTES: Final[dict[str, tuple[str, str]]] = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/viewer.js": ("viewer.js", _JS),
+    "/refusals.js": ("refusals.js", _JS),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     f"/{VENDOR_MQTT}": (VENDOR_MQTT, _JS),
 }

@@ -3,22 +3,20 @@
 // mqtt.js comes from the classic script vendor/mqtt.min.js, which defines the global `mqtt`.
 //
 // Everything a device sends (status, errors, reasons) is shown with textContent, never as HTML.
+// Every refusal (broker or device) is shown as a sentence made by refusals.js.
 
-const RPC_TIMEOUT_MS = 15000;
+import {
+  RPC_TIMEOUT_S, connackSentence, disconnectSentence, pubackSentence, rpcSentence,
+  subackSentence, timeoutSentence, unreachableSentence, worthV311,
+} from "./refusals.js";
+
+const RPC_TIMEOUT_MS = RPC_TIMEOUT_S * 1000;
 const STATS_INTERVAL_MS = 1000;
 const RECONNECT_MS = 2000;
 const CLOSE_GRACE_MS = 2000;
 const DEVICE_STATS_INTERVAL_S = 1;
 const MQTT_MISSING = "mqtt.js missing (vendor/mqtt.min.js): run `make web-deps`";
 const FIELDS = ["broker", "username", "password", "client", "device", "prefix"];
-// MQTT CONNACK codes that mean "wrong credentials" (3.1.1: 4, 5; v5: 134, 135, 138, 140): no
-// point retrying those with 3.1.1. Any other failure before CONNACK may be a 3.1.1-only broker.
-const AUTH_REFUSED = new Set([4, 5, 134, 135, 138, 140]);
-// mqtt.js names CONNACK codes by their MQTT 5 meaning; these are the 3.1.1 ones.
-const V3_REFUSALS = {
-  1: "unacceptable protocol version", 2: "identifier rejected", 3: "server unavailable",
-  4: "bad user name or password", 5: "not authorized",
-};
 const ERROR_NAMES = {
   [-32700]: "parse error", [-32600]: "invalid request", [-32601]: "method not found",
   [-32602]: "invalid params", [-32603]: "internal error", [-32001]: "unauthorized",
@@ -42,15 +40,29 @@ let stats = {};
 let deviceStats = {}; // the device's own session.stats over the control channel
 const devices = new Map(); // device id -> status object as received
 const replyTopics = new Map(); // reply topic -> Promise of its SUBACK
-const pending = new Map(); // JSON-RPC id -> {resolve, reject, timer}
+const pending = new Map(); // JSON-RPC id -> {resolve, reject, timer, method, device}
 const pageTag = randomId(6); // keeps ids unique across reloads that reuse a client id
+// The client id when neither Client id nor Username is filled in (kept for the page's life).
+const randomClient = `viewer-${randomId(4)}`;
+let clientSource = ""; // "field" | "username" | "random": where cfg.client came from
 let nextId = 1;
 
+// A JSON-RPC error from the device: `message` is the sentence shown, `remote` the device's own.
 class RpcError extends Error {
-  constructor(code, message, data) {
+  constructor(code, message, data, remote) {
     super(message);
     this.code = code;
     this.data = data;
+    this.remote = remote;
+  }
+}
+
+// The broker said no (CONNACK, PUBACK, SUBACK or DISCONNECT), or never answered; `code` is the
+// MQTT reason code where there was one.
+class BrokerError extends Error {
+  constructor(message, code) {
+    super(message);
+    this.code = code;
   }
 }
 
@@ -60,17 +72,14 @@ function randomId(bytes) {
 }
 
 function describe(err) {
-  if (err instanceof RpcError) {
-    const name = ERROR_NAMES[err.code];
-    const named = !name || err.message.startsWith(name) ? err.message : `${name}: ${err.message}`;
-    return `${err.code} ${named}`;
-  }
+  if (err instanceof RpcError || err instanceof BrokerError) return err.message;
   if (err && typeof err.code === "number") return `${err.message} (code ${err.code})`;
   return String(err && err.message ? err.message : err);
 }
 
 function noteError(where, err) {
-  lastError = { where, code: err instanceof RpcError ? err.code : null, message: describe(err) };
+  const code = err instanceof RpcError || err instanceof BrokerError ? err.code ?? null : null;
+  lastError = { where, code, message: describe(err) };
   console.warn(`edgecam ${where}: ${lastError.message}`);
   return lastError.message;
 }
@@ -100,15 +109,41 @@ function openBroker(s, version) {
     const onFail = (err) => {
       done();
       client.end(true);
-      if (version === 4 && V3_REFUSALS[err.code]) {
-        err.message = `Connection refused: ${V3_REFUSALS[err.code]}`;
-      }
-      reject(err);
+      // A number is a CONNACK refusal; anything else means the WebSocket never carried one.
+      reject(typeof err.code === "number"
+        ? new BrokerError(connackSentence(err.code, version, s), err.code)
+        : new BrokerError(unreachableSentence(s.broker, location.protocol)));
     };
-    const onClose = () => onFail(new Error(`no MQTT connection to ${s.broker} (closed before CONNACK)`));
+    const onClose = () => onFail({ code: undefined });
     client.on("connect", onConnect);
     client.on("error", onFail);
     client.on("close", onClose);
+  });
+}
+
+// Once connected: why the broker ended the connection, in words, until it is back.
+function watchConnection(client, s) {
+  let said = null; // the sentence of the broker's DISCONNECT (MQTT 5), until the socket closes
+  let up = true; // a close while up is the broker's doing (ours sets mq to null first)
+  client.on("connect", () => { up = true; });
+  const show = (err) => {
+    if (mq === client) $("broker-error").textContent = noteError("broker", err);
+  };
+  client.on("disconnect", (packet) => {
+    said = disconnectSentence(packet && packet.reasonCode, s);
+    show(new BrokerError(said, packet && packet.reasonCode));
+  });
+  client.on("close", () => {
+    if (mq !== client || !up) return; // our own end, or a reconnect attempt that failed
+    if (!said) show(new BrokerError(disconnectSentence(undefined, s)));
+    said = null;
+    up = false;
+  });
+  client.on("error", (err) => {
+    const sentence = typeof err.code === "number"
+      ? connackSentence(err.code, client.options.protocolVersion, s)
+      : unreachableSentence(s.broker, location.protocol);
+    show(new BrokerError(sentence, typeof err.code === "number" ? err.code : undefined));
   });
 }
 
@@ -118,16 +153,23 @@ const topicSafe = (name) => name !== "" && !/[/+#]/.test(name);
 async function connect() {
   if (mq) await disconnect();
   const s = Object.fromEntries(FIELDS.map((name) => [name, field(name).value.trim()]));
+  // Brokers that pin roles and ACLs to accounts replace the client id with the user name
+  // (mosquitto's use_username_as_clientid) without telling the client: the page's rpc/C topics
+  // must use that same name, or every request is refused. So the user name is the default.
+  clientSource = s.client ? "field" : s.username ? "username" : "random";
+  s.client = s.client || s.username || randomClient;
   let client;
   try {
     if (typeof globalThis.mqtt === "undefined") throw new Error(MQTT_MISSING);
     if (!s.broker) throw new Error("a broker URL is needed");
-    if (!topicSafe(s.client)) throw new Error("the client id must be set and have no / + #");
+    if (!topicSafe(s.client)) {
+      throw new Error(`the client id "${s.client}" must not contain / + or # (it is part of MQTT topics)`);
+    }
     if (!s.prefix || /[+#]/.test(s.prefix)) throw new Error("the topic prefix must be set and have no + #");
     $("broker-error").textContent = "";
     setBroker("connecting");
     client = await openBroker(s, 5).catch((err) => {
-      if (AUTH_REFUSED.has(err.code)) throw err;
+      if (!worthV311(err.code)) throw err;
       console.info(`edgecam: MQTT 5 refused (${describe(err)}); trying 3.1.1`);
       return openBroker(s, 4);
     });
@@ -142,11 +184,15 @@ async function connect() {
   client.options.reconnectPeriod = RECONNECT_MS;
   client.on("message", onMessage);
   const version = client.options.protocolVersion === 5 ? "MQTT 5" : "MQTT 3.1.1";
-  client.on("connect", () => setBroker("connected", version));
+  const shown = `${version}, client id ${s.client}`;
+  watchConnection(client, s);
+  client.on("connect", () => {
+    $("broker-error").textContent = "";
+    setBroker("connected", shown);
+  });
   client.on("reconnect", () => setBroker("reconnecting"));
   client.on("offline", () => setBroker("reconnecting"));
-  client.on("error", (err) => { $("broker-error").textContent = noteError("broker", err); });
-  setBroker("connected", version);
+  setBroker("connected", shown);
   try {
     await subscribe(`${s.prefix}/+/status`);
   } catch (err) {
@@ -173,7 +219,7 @@ async function disconnect() {
 
 async function subscribe(topic) {
   // A SUBACK code of 128 or more is a refusal, usually the broker's ACL.
-  const refused = (code) => new Error(`broker refused subscription to ${topic} (code ${code})`);
+  const refused = (code) => new BrokerError(subackSentence(topic, code), code);
   let granted;
   try {
     granted = await mq.subscribeAsync(topic, { qos: 1 });
@@ -198,22 +244,47 @@ function ensureReply(device) {
   return replyTopics.get(topic);
 }
 
+// The broker's refusal of a request (MQTT 5 PUBACK >= 0x80: its ACL, usually) fails the
+// request at once with the reason; over 3.1.1 a refused publish is silent (see the timeout).
 function publish(device, message) {
-  mq.publish(requestTopic(device), JSON.stringify(message), { qos: 1 }, (err) => {
-    if (err) noteError("publish", err);
+  const topic = requestTopic(device);
+  mq.publish(topic, JSON.stringify(message), { qos: 1 }, (err) => {
+    if (!err) return;
+    const own = { client: cfg.client, rpcTopic: `${cfg.prefix}/+/rpc/${cfg.client}` };
+    const refusal = typeof err.code === "number"
+      ? new BrokerError(pubackSentence(topic, err.code, own), err.code)
+      : err;
+    const entry = message.id === undefined ? undefined : pending.get(message.id);
+    if (entry) settle(message.id, entry).reject(refusal);
+    else if (session && session.device === device) fail(session, refusal);
+    else console.warn(`edgecam publish: ${describe(refusal)}`);
+  });
+}
+
+function settle(id, entry) {
+  pending.delete(id);
+  clearTimeout(entry.timer);
+  return entry;
+}
+
+// An entry of `pending`: how to settle it, and what to say if it goes wrong.
+function awaitAnswer(id, method, device, overControl = false) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      pending.delete(id);
+      const version = mq ? mq.options.protocolVersion : 5;
+      reject(new Error(overControl
+        ? `${method}: no answer from ${device} on the control channel within ${RPC_TIMEOUT_S} s.`
+        : timeoutSentence(method, device, devices.get(device), version)));
+    }, RPC_TIMEOUT_MS);
+    pending.set(id, { resolve, reject, timer, method, device });
   });
 }
 
 // Publishes now (mqtt.js keeps publish order), resolves with the result or rejects RpcError.
 function request(device, method, params) {
   const id = `${pageTag}-${nextId++}`;
-  const answer = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      pending.delete(id);
-      reject(new Error(`${method}: no answer within ${RPC_TIMEOUT_MS / 1000} s`));
-    }, RPC_TIMEOUT_MS);
-    pending.set(id, { resolve, reject, timer });
-  });
+  const answer = awaitAnswer(id, method, device);
   publish(device, { jsonrpc: "2.0", id, method, params });
   return answer;
 }
@@ -257,11 +328,13 @@ function replyReceived(msg) {
   }
   const entry = pending.get(msg.id);
   if (!entry) return;
-  pending.delete(msg.id);
-  clearTimeout(entry.timer);
+  settle(msg.id, entry);
   if (msg.error && typeof msg.error === "object") {
     const code = Number.isInteger(msg.error.code) ? msg.error.code : 0;
-    entry.reject(new RpcError(code, String(msg.error.message ?? "error"), msg.error.data));
+    const remote = String(msg.error.message ?? "error");
+    const who = { client: cfg ? cfg.client : "", device: entry.device };
+    const sentence = rpcSentence(entry.method, code, remote, msg.error.data, who);
+    entry.reject(new RpcError(code, sentence, msg.error.data, remote));
   } else {
     entry.resolve(msg.result);
   }
@@ -383,13 +456,7 @@ function setControlTransport(name) {
 
 function controlRequest(s, method, params) {
   const id = `${pageTag}-${nextId++}`;
-  const answer = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      pending.delete(id);
-      reject(new Error(`${method}: no answer on control within ${RPC_TIMEOUT_MS / 1000} s`));
-    }, RPC_TIMEOUT_MS);
-    pending.set(id, { resolve, reject, timer });
-  });
+  const answer = awaitAnswer(id, method, s.device, true);
   s.control.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
   return answer;
 }
@@ -686,6 +753,9 @@ window.edgecam = {
   get control() { return session && controlOpen(session) ? session.control : null; },
   deviceStats: () => ({ ...deviceStats }),
   get lastError() { return lastError; },
+  // The MQTT client id in use (or to be used) and why: "field" | "username" | "random".
+  get clientId() { return cfg ? cfg.client : null; },
+  get clientSource() { return clientSource; },
   stats: () => ({ ...stats }),
   framesDecoded: () => stats.framesDecoded ?? 0,
   devices: () => [...devices].map(([id, status]) => ({ device: id, ...status })),
@@ -699,7 +769,6 @@ window.edgecam = {
 
 const query = new URLSearchParams(location.search);
 for (const name of FIELDS) if (query.has(name)) field(name).value = query.get(name);
-if (!field("client").value) field("client").value = `viewer-${randomId(4)}`;
 updateButtons();
 if (typeof globalThis.mqtt === "undefined") {
   $("broker-error").textContent = noteError("startup", new Error(MQTT_MISSING));

@@ -77,8 +77,10 @@ async def test_page_loads_without_errors_and_shows_the_form(
     )
     assert hooks == {"state": "idle", "broker": "disconnected", "pc": None, "error": None,
                      "frames": 0, "stats": {}, "body": "idle"}
-    # A client id is made up when none is given: the ACL pins each client to its own topics.
-    assert await page.get_by_label("Client id").input_value() != ""
+    # Left empty: the client id is the user name at connect time (brokers that pin the ACL to
+    # accounts impose it), or a random viewer-... without one.
+    assert await page.get_by_label("Client id").input_value() == ""
+    assert "user name" in (await page.get_by_label("Client id").get_attribute("placeholder") or "")
     assert problems.uncaught == [] and problems.console_errors == []
 
 
@@ -112,7 +114,7 @@ async def test_autoplay_reports_a_broker_it_cannot_reach(
     await page.wait_for_function("edgecam.broker === 'error'", timeout=WAIT_MS)
     error = await page.evaluate("edgecam.lastError")
     assert error["where"] == "broker"
-    assert broker in error["message"]
+    assert error["message"].startswith(f"No MQTT connection to {broker}: nothing answered")
     assert broker in await page.locator("#broker-error").inner_text()
     assert await page.evaluate("edgecam.state") == "idle"  # it never got as far as an offer
     assert problems.uncaught == []
@@ -135,13 +137,17 @@ async def test_devices_are_listed_from_retained_status_as_plain_text(
             ) as client:
                 await client.publish(f"edgecam/{device}/status", json.dumps(status), qos=1,
                                      retain=True)
+        # No client id given: the page uses the user name, as the broker's ACL expects.
         url = viewer_url(viewer_base, broker=broker.ws_url, username="viewer-1", password="pw",
-                         client="viewer-1", device="", autoplay=False)
+                         device="", autoplay=False)
         page, problems = await load(chromium, url)
         await page.get_by_role("button", name="Connect", exact=True).click()
         await page.wait_for_function("edgecam.devices().length === 2", timeout=WAIT_MS)
 
-        assert await page.locator("#broker-status").inner_text() == "connected (MQTT 5)"
+        status = await page.locator("#broker-status").inner_text()
+        assert status == "connected (MQTT 5, client id viewer-1)"
+        assert await page.evaluate("[edgecam.clientId, edgecam.clientSource]") == [
+            "viewer-1", "username"]
         items = page.locator("#devices li")
         first, second = await items.nth(0).inner_text(), await items.nth(1).inner_text()
         assert "cam-01" in first and "online" in first and "2 viewer(s)" in first
@@ -165,7 +171,8 @@ async def test_refused_credentials_are_reported_without_a_protocol_fallback(
         error = await page.evaluate("edgecam.lastError")
 
     assert error["where"] == "broker"
-    assert "code 134" in error["message"] or "code 135" in error["message"]
+    assert error["message"].startswith('The broker refused the account "viewer-1":')
+    assert "password" in error["message"] and "code 135" in error["message"]
     assert error["message"] in await page.locator("#broker-error").inner_text()
     # Refused credentials are final: no second attempt as MQTT 3.1.1.
     assert not [line for line in problems.console if "3.1.1" in line]
@@ -188,7 +195,10 @@ async def test_a_broker_without_mqtt5_is_used_over_mqtt311(
         await page.get_by_role("button", name="Connect", exact=True).click()
         await page.wait_for_function("edgecam.broker !== 'connecting'", timeout=WAIT_MS)
         status = await page.locator("#broker-status").inner_text()
+        client = await page.evaluate("[edgecam.clientId, edgecam.clientSource]")
     finally:
         await broker.shutdown()
-    assert status == "connected (MQTT 3.1.1)"
+    # No user name: a random client id (the broker takes anonymous clients).
+    assert client[1] == "random" and client[0].startswith("viewer-")
+    assert status == f"connected (MQTT 3.1.1, client id {client[0]})"
     assert problems.uncaught == [] and problems.console_errors == []
