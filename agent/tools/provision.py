@@ -14,6 +14,8 @@ Layout of OUT:
     edgecam.toml, ca.pem, device.pem[, device.key]      what /etc/edgecam receives
     boot/user-data, boot/meta-data[, boot/network-config]  cloud-init (NoCloud) for first boot
     boot/edgecam/  install.sh, edgecam.toml, ca.pem, device.pem, device.key[, edgecam-*.whl]
+                   firstrun.sh, edgecam-firstboot.service: first boot on Bookworm images,
+                   which ignore user-data (cmdline.txt runs firstrun.sh; see the README)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from agent.tools.pki import CA_CERT, CA_KEY, DEFAULT_LEAF_DAYS, PkiError, issue_
 
 ETC: Final = "/etc/edgecam"
 CAMERAS: Final = ("picamera2", "v4l2", "testsrc")
+FIRSTBOOT_UNIT: Final = "edgecam-firstboot.service"
 _HOSTNAME: Final = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _BROKER: Final = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]/\s]+)(?::(?P<port>\d{1,5}))?")
 
@@ -155,6 +158,10 @@ def provision(options: ProvisionOptions) -> Provisioned:
     if options.key_here:
         put(options.out / "device.key", key, 0o600)
     put(bundle / "install.sh", shipped_file("systemd/install.sh").read_bytes(), 0o755)
+    # Bookworm images ignore user-data: cmdline.txt runs firstrun.sh instead (README).
+    put(bundle / "firstrun.sh", shipped_file("systemd/firstrun.sh").read_bytes(), 0o755)
+    unit = shipped_file(f"systemd/{FIRSTBOOT_UNIT}").read_bytes()
+    put(bundle / FIRSTBOOT_UNIT, unit)
     if options.wheel is not None:
         target = bundle / options.wheel.name
         shutil.copyfile(options.wheel, target)

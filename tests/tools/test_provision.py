@@ -3,6 +3,7 @@ checked by the cloud-init package's own schema, and one-line errors."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -185,3 +186,52 @@ def test_install_sh_stops_with_one_line_on_an_incomplete_bundle(
     assert len(run.stderr.strip().splitlines()) == 1
     assert ("edgecam.toml missing" if missing == "edgecam.toml" else "edgecam-*.whl") in run.stderr
     assert (bundle / "device.key").exists()  # nothing installed, nothing shredded
+
+
+IMAGER_CMDLINE = (
+    "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes"
+    " rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot"
+    " systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot"
+    " systemd.unit=kernel-command-line.target\n"
+)
+
+
+def test_bookworm_firstrun_enables_the_install_after_imagers_own_first_run(
+    ca_dir: Path, tmp_path: Path
+) -> None:
+    """A Bookworm card: the bundle's firstrun.sh (run by cmdline.txt's systemd.run=) runs
+    Imager's firstrun.sh first, removes every first-run argument from cmdline.txt, and
+    enables the unit that runs install.sh once the network is up."""
+    out, root = tmp_path / "out", tmp_path / "root"
+    _provision(ca_dir, out)
+    boot = root / "boot" / "firmware"
+    shutil.copytree(out / "boot", boot)
+    (boot / "cmdline.txt").write_text(IMAGER_CMDLINE)
+    (boot / "firstrun.sh").write_text(f"#!/bin/bash\ntouch {tmp_path}/imager-ran\n")
+    run = subprocess.run(
+        ["bash", str(boot / "edgecam" / "firstrun.sh")],
+        env={"FIRSTRUN_ROOT": str(root), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "imager-ran").exists()
+    cmdline = (boot / "cmdline.txt").read_text()
+    assert "systemd.run" not in cmdline and "kernel-command-line" not in cmdline
+    assert cmdline.startswith("console=serial0,115200") and "init=/usr/lib/" in cmdline
+    units = root / "etc" / "systemd" / "system"
+    enabled = units / "multi-user.target.wants" / provision.FIRSTBOOT_UNIT
+    assert enabled.resolve() == (units / provision.FIRSTBOOT_UNIT).resolve()
+    unit = (units / provision.FIRSTBOOT_UNIT).read_text()
+    assert "ExecStart=/bin/bash /boot/firmware/edgecam/install.sh" in unit
+    assert "After=network-online.target" in unit
+
+
+def test_the_firstboot_unit_verifies(tmp_path: Path) -> None:
+    require_tool("systemd-analyze", "systemd")
+    unit = tmp_path / provision.FIRSTBOOT_UNIT
+    shutil.copy(Path("systemd") / provision.FIRSTBOOT_UNIT, unit)
+    run = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
