@@ -157,7 +157,7 @@ class SendSideEstimator:
 
     def _delay_based(self) -> float:
         if self._last_twcc is None and self._remb is not None:
-            return float(self._remb)
+            return min(max(float(self._remb), float(self._min)), float(self._max))
         return self._aimd.bitrate
 
     def _limit(self) -> float:

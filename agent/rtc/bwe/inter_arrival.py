@@ -58,12 +58,10 @@ class InterArrival:
             return None
         if send < current.first_send:
             return None  # sent before the current group: reordered, no information
-        delta = None
         if self._starts_new_group(current, send, arrival):
+            # _delta may reset everything; this packet then starts the first group afresh.
             delta = self._delta(current) if self._previous is not None else None
-            if self._current is None:  # _delta reset everything
-                return None
-            self._previous = current
+            self._previous = current if self._current is not None else None
             self._current = _Group(send, send, arrival, arrival, now, size)
             return delta
         current.send = max(current.send, send)
