@@ -82,15 +82,11 @@ class Receiver:
         self.arrivals: dict[int, float] = {}  # unwrapped transport seq -> arrival (receiver clock)
         self.next_to_report: int | None = None
         self.feedback_count = 0
-        self.received_since_report = 0
-        self.highest_since_report: int | None = None
-        self.expected_base: int | None = None
 
     def on_packet(self, sequence: int, now: float) -> None:
         self.arrivals[sequence] = now + RECEIVER_CLOCK_OFFSET
         if self.next_to_report is None:
             self.next_to_report = sequence
-        self.received_since_report += 1
 
     def feedback(self) -> TransportWideCC | None:
         if self.next_to_report is None:
@@ -141,6 +137,8 @@ class CallSim:
         keyframe_interval: float = 2.0,
         feedback_interval: float = 0.1,
         send_feedback: bool = True,
+        first_transport_seq: int = 0,
+        feedback_copies: int = 1,
     ) -> None:
         self.link = link
         self.estimator = SendSideEstimator(start_bitrate, min_bitrate, max_bitrate)
@@ -153,7 +151,8 @@ class CallSim:
         self.samples: list[Sample] = []
         self._events: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
-        self._transport_seq = 0
+        self._transport_seq = first_transport_seq
+        self.feedback_copies = feedback_copies
         self._frame = 0
         self._sent_in_report = 0
         self._lost_in_report = 0
@@ -219,7 +218,11 @@ class CallSim:
         feedback = self.receiver.feedback() if self.send_feedback else None
         if feedback is not None:
             deliver_at = self.now + self.link.delay
-            self.at(deliver_at, lambda: self.estimator.on_transport_feedback(feedback, self.now))
+            for copy in range(self.feedback_copies):  # a repeated feedback arrives 1 ms later
+                self.at(
+                    deliver_at + copy * 0.001,
+                    lambda: self.estimator.on_transport_feedback(feedback, self.now),
+                )
         self.at(self.now + self.feedback_interval, self._feedback_tick)
 
     def _report_tick(self) -> None:
