@@ -139,6 +139,7 @@ class CallSim:
         send_feedback: bool = True,
         first_transport_seq: int = 0,
         feedback_copies: int = 1,
+        encoder_bitrate: Callable[[], int] | None = None,
     ) -> None:
         self.link = link
         self.estimator = SendSideEstimator(start_bitrate, min_bitrate, max_bitrate)
@@ -156,18 +157,25 @@ class CallSim:
         self._frame = 0
         self._sent_in_report = 0
         self._lost_in_report = 0
-        self._arrived_in_report = 0
+        # The encoder follows this viewer's estimate unless it is shared (BitratePolicy).
+        self.encoder_bitrate = encoder_bitrate or (lambda: self.estimator.target_bitrate)
+        self._started = False
+        self.frames_sent = 0
+        self.keyframes_sent = 0
 
     def at(self, when: float, action: Callable[[], None]) -> None:
         heapq.heappush(self._events, (when, next(self._order), action))
 
     def run(self, until: float) -> list[Sample]:
-        self.at(0.0, self._encode_frame)
-        self.at(self.feedback_interval, self._feedback_tick)
-        self.at(1.0, self._report_tick)
-        self.at(0.0, self._sample_tick)
-        for start, stop, bps in self.link.cross_traffic:
-            self.at(start, lambda stop=stop, bps=bps: self._cross_packet(stop, bps))
+        """Advance to `until`; may be called again to go on (to step several sims together)."""
+        if not self._started:
+            self._started = True
+            self.at(0.0, self._encode_frame)
+            self.at(self.feedback_interval, self._feedback_tick)
+            self.at(1.0, self._report_tick)
+            self.at(0.0, self._sample_tick)
+            for start, stop, bps in self.link.cross_traffic:
+                self.at(start, lambda stop=stop, bps=bps: self._cross_packet(stop, bps))
         while self._events and self._events[0][0] <= until:
             timer = self.pacer.get_timer()
             if timer is not None and timer <= self._events[0][0]:
@@ -183,8 +191,8 @@ class CallSim:
         return [s.stats.target_bitrate for s in self.samples if start <= s.time <= stop]
 
     def _encode_frame(self) -> None:
-        target = self.estimator.target_bitrate
-        self.pacer.set_rate(target)
+        self.pacer.set_rate(self.estimator.target_bitrate)
+        target = self.encoder_bitrate()
         frames_per_gop = round(self.fps * self.keyframe_interval)
         keyframe = self._frame % frames_per_gop == 0
         # A keyframe is 4 delta frames' worth; the GOP as a whole averages the target.
@@ -192,7 +200,9 @@ class CallSim:
         size = int(unit * (4 if keyframe else 1))
         count = max(1, -(-size // MTU_PAYLOAD))
         packets = [_ID.pack(self._frame) + bytes(size // count - _ID.size) for _ in range(count)]
-        self.pacer.enqueue_frame(packets, keyframe, self.now)
+        if self.pacer.enqueue_frame(packets, keyframe, self.now):
+            self.frames_sent += 1
+            self.keyframes_sent += keyframe
         self._frame += 1
         self.at(self.now + 1 / self.fps, self._encode_frame)
 
