@@ -250,3 +250,48 @@ class CallSim:
         queue = self.bottleneck.queue_delay(self.now)
         self.samples.append(Sample(self.now, self.estimator.stats(), queue))
         self.at(self.now + 0.1, self._sample_tick)
+
+
+def _figures() -> None:
+    """Print the issue-11 scenarios' figures: python -m tests.rtc.link_sim."""
+    import statistics
+
+    scenarios = {
+        "1 Mbit/s, 40 ms, from 2 Mbit/s": (Link([(0, 1e6)]), 2_000_000, 40.0),
+        "1 -> 3 Mbit/s at 30 s": (Link([(0, 1e6), (30, 3e6)]), 2_000_000, 50.05),
+        "3 Mbit/s, 3% loss": (Link([(0, 3e6)], loss=0.03, seed=7), 2_000_000, 30.0),
+        "2 Mbit/s, 1 Mbit/s cross 10-30 s": (
+            Link([(0, 2e6)], cross_traffic=[(10, 30, 1e6)]),
+            1_000_000,
+            50.0,
+        ),
+    }
+    for name, (link, start, until) in scenarios.items():
+        sim = CallSim(link, start_bitrate=start, max_bitrate=2_000_000)
+        sim.run(until)
+        below = next((f"{s.time:.1f}" for s in sim.samples if s.stats.target_bitrate < 1e6), "-")
+        back = next(
+            (
+                f"{s.time - 30:.1f}"
+                for s in sim.samples
+                if s.time > 30 and s.stats.target_bitrate >= 1.5e6
+            ),
+            "-",
+        )
+        windows = [(5, 10), (10, 30), (30, 50)]
+        means = [
+            f"{a}-{b} s: {statistics.mean(sim.samples_between(a, b)) / 1e3:.0f}"
+            for a, b in windows
+            if sim.samples_between(a, b)
+        ]
+        queue = max(s.queue_delay for s in sim.samples if s.time >= 10) * 1e3
+        print(
+            f"{name:34s} <1 Mbit/s at {below} s, >=1.5 Mbit/s {back} s after 30 s; "
+            f"mean kbit/s {', '.join(means)}; "
+            f"end {sim.samples[-1].stats.target_bitrate / 1e3:.0f}; max queue after 10 s "
+            f"{queue:.0f} ms"
+        )
+
+
+if __name__ == "__main__":
+    _figures()

@@ -44,11 +44,13 @@ class InterArrival:
         self._current: _Group | None = None
         self._previous: _Group | None = None
         self._reordered = 0
+        self.resets = 0  # so the trend built on the old clock can be dropped as well
 
     def reset(self) -> None:
         """Forget all groups (the receiver's clock jumped)."""
         self._current = self._previous = None
         self._reordered = 0
+        self.resets += 1
 
     def add(self, send: float, arrival: float, size: int, now: float) -> GroupDelta | None:
         """One packet; the delta of the two previous groups when this packet starts a new one."""

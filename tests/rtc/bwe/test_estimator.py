@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.rtc.bwe import BweStats, SendSideEstimator
+from agent.rtc.rtcp import TWCC_SMALL_DELTA, TransportWideCC
 
 KBIT = 1000
 
@@ -58,3 +59,19 @@ def test_stats_is_a_frozen_snapshot() -> None:
     assert stats == BweStats(1000 * KBIT, 1000 * KBIT, 1000 * KBIT, "normal", 0.0, None)
     with pytest.raises(AttributeError):
         stats.target_bitrate = 1  # type: ignore[misc]
+
+
+def _feedback(base: int, count: int, reference: int) -> TransportWideCC:
+    statuses = (TWCC_SMALL_DELTA,) * count
+    return TransportWideCC(1, 2, base, reference, 0, statuses, (40,) * count)  # 10 ms apart
+
+
+def test_a_receiver_clock_jump_restarts_the_delay_history() -> None:
+    estimator = SendSideEstimator(1000 * KBIT, 100 * KBIT, 2000 * KBIT)
+    for seq in range(200):
+        estimator.on_packet_sent(seq, 1200, now=seq * 0.01)
+    estimator.on_transport_feedback(_feedback(0, 100, reference=1000), now=1.1)
+    # The same spacing, but the receiver's clock jumped an hour ahead: no overuse from that.
+    estimator.on_transport_feedback(_feedback(100, 100, reference=1000 + 56_250), now=2.1)
+    assert estimator.stats().state == "normal"
+    assert estimator.target_bitrate >= 1000 * KBIT
