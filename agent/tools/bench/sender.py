@@ -27,6 +27,7 @@ from agent.tools.bench.pattern import ReplaySource, load_frames
 class Sender(Protocol):
     async def offer(self, client: str, session: str, sdp: str) -> str: ...
     async def candidate(self, client: str, session: str, candidate: str | None) -> None: ...
+    async def close_session(self, client: str, session: str) -> None: ...
     def connected(self) -> int: ...
     def latency(self) -> Message: ...
     async def close(self) -> None: ...
@@ -124,6 +125,9 @@ class OurSender:
     async def candidate(self, client: str, session: str, candidate: str | None) -> None:
         await self.manager.add_candidate(client, session, candidate)
 
+    async def close_session(self, client: str, session: str) -> None:
+        await self.manager.close(client, session, "bench run over")
+
     def connected(self) -> int:
         return self.fanout.sink_count
 
@@ -155,6 +159,9 @@ async def _run(args: argparse.Namespace) -> None:
         if op == "candidate":
             await sender.candidate(message["client"], message["session"], message["candidate"])
             return None
+        if op == "close":
+            await sender.close_session(message["client"], message["session"])
+            return {}
         if op == "usage":
             return {**own_usage(), "connected": sender.connected(), "now": time.time()}
         if op == "latency":

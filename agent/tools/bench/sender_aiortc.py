@@ -12,7 +12,13 @@ from typing import Any
 
 import aioice.ice
 import av
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 
 from agent.tools.bench.child import Message
 from agent.tools.bench.pattern import ReplaySource
@@ -60,6 +66,12 @@ class AiortcSender:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         track = _RelayTrack()
         pc.addTrack(track)
+        # The relayed stream is H.264: a browser lists VP8 first, which aiortc would pick
+        # (the preference is read when the offer is applied).
+        codecs = RTCRtpSender.getCapabilities("video").codecs
+        h264 = [c for c in codecs if c.mimeType == "video/H264"]
+        for transceiver in pc.getTransceivers():
+            transceiver.setCodecPreferences(h264)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         self._pcs[(client, session)] = pc
@@ -68,6 +80,13 @@ class AiortcSender:
 
     async def candidate(self, client: str, session: str, candidate: str | None) -> None:
         pass  # the bench's viewers put every candidate in their offer
+
+    async def close_session(self, client: str, session: str) -> None:
+        pc = self._pcs.pop((client, session), None)
+        if pc is not None:
+            sender = pc.getSenders()[0]
+            self._tracks = [t for t in self._tracks if t is not sender.track]
+            await pc.close()
 
     def connected(self) -> int:
         return sum(1 for pc in self._pcs.values() if pc.connectionState == "connected")
