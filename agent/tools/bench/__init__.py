@@ -35,7 +35,9 @@ register("fanout", "agent.tools.bench.fanout", "agent CPU per viewer and per pac
 register("footprint", "agent.tools.bench.footprint", "RSS, import time, threads and fds per viewer")
 register("latency", "agent.tools.bench.latency", "frame in -> last packet out; glass-to-glass")
 register("control", "agent.tools.bench.control", "stream.get round trip: MQTT and datachannel")
-register("inprocess", "agent.tools.bench.inprocess", "per-packet path alone, no ICE (--datachannel)")
+register(
+    "inprocess", "agent.tools.bench.inprocess", "per-packet path alone, no ICE (--datachannel)"
+)
 
 # Scenarios that live in modules of their own, registered when present.
 PLUGINS: dict[str, tuple[str, str]] = {

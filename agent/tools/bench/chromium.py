@@ -46,10 +46,12 @@ window.startOffer = async () => {
   pc.addTransceiver("video", {direction: "recvonly"});
   pc.oniceconnectionstatechange = () => {
     const s = pc.iceConnectionState;
-    if ((s === "connected" || s === "completed") && b.ice === undefined) b.ice = performance.now() - b.t0;
+    const up = s === "connected" || s === "completed";
+    if (up && b.ice === undefined) b.ice = performance.now() - b.t0;
   };
   pc.onconnectionstatechange = () => {
-    if (pc.connectionState === "connected" && b.dtls === undefined) b.dtls = performance.now() - b.t0;
+    const up = pc.connectionState === "connected";
+    if (up && b.dtls === undefined) b.dtls = performance.now() - b.t0;
   };
   pc.ontrack = (e) => {
     video.srcObject = new MediaStream([e.track]);
@@ -142,7 +144,9 @@ async def play(page: Any, sender: Child, client: str, session: str) -> None:
         if not answered:
             early.append(message["candidate"])
             return
-        task = asyncio.create_task(page.evaluate("(c) => window.addCandidate(c)", message["candidate"]))
+        task = asyncio.create_task(
+            page.evaluate("(c) => window.addCandidate(c)", message["candidate"])
+        )
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 

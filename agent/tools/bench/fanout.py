@@ -51,10 +51,12 @@ async def _idle_rate(rig_: Rig, seconds: float) -> float:
     before = await rig_.usage()
     await asyncio.sleep(seconds)
     after = await rig_.usage()
-    return float(after["cpu"] - before["cpu"]) / (after["now"] - before["now"])
+    return float(after["cpu"] - before["cpu"]) / float(after["now"] - before["now"])
 
 
-async def _measure(rig_: Rig, count: int, seconds: float, idle: float, fps: int) -> dict[str, float]:
+async def _measure(
+    rig_: Rig, count: int, seconds: float, idle: float, fps: int
+) -> dict[str, float]:
     await rig_.connect(count)
     await asyncio.sleep(0.5)  # past the keyframe burst of the new viewers
     await rig_.reset()
@@ -105,7 +107,9 @@ async def run(args: argparse.Namespace) -> Report:
     else:
         report.note(f"aiortc comparison skipped: {missing}")
     counts = sorted(args.viewers)
-    steps = 2 + sum(1 + sum(1 for c in counts if k == "ours" or c <= args.aiortc_max) for k in kinds)
+    steps = 2 + sum(
+        1 + sum(1 for c in counts if k == "ours" or c <= args.aiortc_max) for k in kinds
+    )
     progress = Progress("fanout", steps)
     width, height = args.size
     frames = encode_test_pattern(width, height, args.fps, 4.0, args.bitrate)
@@ -135,7 +139,11 @@ async def run(args: argparse.Namespace) -> Report:
 def _ratios(report: Report, floor_us: float) -> None:
     for row in report.rows:
         per_packet = row["us_per_packet"]
-        if row["sender"] == "ours" and isinstance(per_packet, float) and row["viewers"] in (10, 100):
+        if (
+            row["sender"] == "ours"
+            and isinstance(per_packet, float)
+            and row["viewers"] in (10, 100)
+        ):
             report.note(
                 f"ours at {row['viewers']} viewers: {per_packet / floor_us:.1f}x the floor per "
                 "packet (target <= 2x)"

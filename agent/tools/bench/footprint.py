@@ -73,7 +73,9 @@ def heaviest_imports(module: str, count: int = 5) -> list[tuple[str, float]]:
     return sorted(totals.items(), key=lambda item: -item[1])[:count]
 
 
-async def _footprints(report: Report, kind: str, path: Path, counts: list[int], progress: Progress) -> None:
+async def _footprints(
+    report: Report, kind: str, path: Path, counts: list[int], progress: Progress
+) -> None:
     async with rig(kind, path, 30, max(counts)) as rig_:
         await asyncio.sleep(1.0)  # settle: the first frames, the first timers
         before = await rig_.usage()

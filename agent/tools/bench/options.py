@@ -62,9 +62,13 @@ def add_viewers(parser: argparse.ArgumentParser, default: str) -> None:
     )
 
 
+async def _awaited(result: Awaitable[Report]) -> Report:
+    return await result
+
+
 def run_scenario(parser: argparse.ArgumentParser, run: Run, argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
-    report = asyncio.run(run(args))
+    report = asyncio.run(_awaited(run(args)))
     report.params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     print(table(report), flush=True)
     if args.json is not None:

@@ -31,9 +31,10 @@ def write_plot(report: Report, path: Path) -> None:
     if numeric_x:
         for column in spec.y:
             points = [
-                (row[spec.x], row[column])
+                (float(x), float(y))
                 for row in report.rows
-                if isinstance(row[column], int | float)
+                if isinstance(x := row[spec.x], int | float)
+                and isinstance(y := row[column], int | float)
             ]
             if points:
                 axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=column)
@@ -43,9 +44,7 @@ def write_plot(report: Report, path: Path) -> None:
         width = 0.8 / max(len(spec.y), 1)
         for index, column in enumerate(spec.y):
             values = [v if isinstance(v := row[column], int | float) else 0 for row in report.rows]
-            axes.bar(
-                [i + index * width for i in range(len(xs))], values, width=width, label=column
-            )
+            axes.bar([i + index * width for i in range(len(xs))], values, width=width, label=column)
         axes.set_xticks([i + width * (len(spec.y) - 1) / 2 for i in range(len(xs))])
         axes.set_xticklabels([str(x) for x in xs], rotation=20, ha="right", fontsize=8)
     axes.set_xlabel(spec.x)

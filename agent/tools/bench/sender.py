@@ -96,7 +96,7 @@ class OurSender:
 
         self.fanout = FanOut(source.request_keyframe)
         if timing is not None:
-            self.fanout.push = timing.wrap_push(self.fanout.push)  # type: ignore[method-assign]
+            self.fanout.push = timing.wrap_push(self.fanout.push)  # type: ignore[method-assign,assignment]
             _record_rtp_offsets(timing)
         self.timing = timing
         self.states: dict[tuple[str, str], str] = {}
@@ -155,7 +155,9 @@ async def _run(args: argparse.Namespace) -> None:
     async def handle(message: Message) -> Message | None:
         op = message["op"]
         if op == "offer":
-            return {"sdp": await sender.offer(message["client"], message["session"], message["sdp"])}
+            return {
+                "sdp": await sender.offer(message["client"], message["session"], message["sdp"])
+            }
         if op == "candidate":
             await sender.candidate(message["client"], message["session"], message["candidate"])
             return None

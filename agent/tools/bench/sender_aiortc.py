@@ -27,14 +27,14 @@ from hw.frame import EncodedFrame
 TIME_BASE = Fraction(1, 90000)
 
 
-class _RelayTrack(MediaStreamTrack):  # type: ignore[misc]
+class _RelayTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(self) -> None:
         super().__init__()
-        self.queue: asyncio.Queue[av.Packet] = asyncio.Queue(maxsize=120)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=120)
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> Any:
         return await self.queue.get()
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.tools.args import integer, size
-from agent.tools.bench.chromium import ChromiumMissing, chromium_page, play, wait_for
 from agent.tools.bench.child import spawn
+from agent.tools.bench.chromium import ChromiumMissing, chromium_page, play, wait_for
 from agent.tools.bench.fanout import aiortc_missing
 from agent.tools.bench.options import add_runs, run_scenario, scenario_parser
 from agent.tools.bench.pattern import encode_test_pattern, save_frames
@@ -31,7 +31,9 @@ PHASES = ("answer", "ice", "dtls", "first")
 FIRST_FRAME_TIMEOUT = 15.0
 
 
-async def _runs(page: Any, kind: str, path: Path, runs: int, progress: Progress) -> list[dict[str, Any]]:
+async def _runs(
+    page: Any, kind: str, path: Path, runs: int, progress: Progress
+) -> list[dict[str, Any]]:
     args = ["--kind", kind, "--frames", str(path), "--fps", "30"]
     results: list[dict[str, Any]] = []
     async with spawn("agent.tools.bench.sender", *args, name=kind) as sender:
