@@ -1,12 +1,13 @@
 """`edgecam bench fanout`: what one more viewer costs the agent, and where it stops keeping up.
 
 One 720p30 2 Mbit/s test stream (pre-encoded, replayed in real time) goes to N viewers over
-loopback with full ICE, DTLS and SRTP. The viewers are cheap receivers in other processes
+loopback with full ICE, DTLS and SRTP. Per packet is per packet the sender sent (its own
+counters), so receivers that fall behind do not inflate it. The viewers are cheap receivers in other processes
 (they unprotect and count frames and lateness, nothing more), so the agent process's own CPU
 time is the figure: per viewer-second and per packet. In the same run: aiortc relaying the
 same access units to the same receivers, and the floor loop (SRTP protect + sendto only).
 The knee is the first N where the agent uses 90% of a core, or a viewer gets under 95% of
-the frames, or a frame arrives 200 ms late (p99).
+the frames, or a frame arrives 200 ms late (p99), or a viewer cannot connect.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ COLUMNS = [
     "per_viewer_%core",
     "us_per_packet",
     "packets_per_s",
+    "received_%",
     "frames_min_%",
     "late_p99_ms",
     "failed",
@@ -63,19 +65,22 @@ async def _measure(
     before = await rig_.usage()
     await asyncio.sleep(seconds)
     after = await rig_.usage()
-    viewers = await rig_.reports()
+    reports = await rig_.reports()
+    viewers = [v for v in reports if v["connected"]]
     wall = after["now"] - before["now"]
     cpu = after["cpu"] - before["cpu"]
-    packets = sum(v["packets"] for v in viewers)
+    packets = after["packets_sent"] - before["packets_sent"]
+    received = sum(v["packets"] for v in viewers)
     expected = fps * wall
     return {
         "cpu_%core": cpu / wall * 100,
         "per_viewer_%core": (cpu / wall - idle) / count * 100,
         "us_per_packet": (cpu - idle * wall) / max(packets, 1) * 1e6,
         "packets_per_s": packets / wall,
+        "received_%": received / max(packets, 1) * 100,
         "frames_min_%": min(v["frames"] for v in viewers) / expected * 100 if viewers else 0.0,
         "late_p99_ms": max(finite(v["late_p99_ms"] for v in viewers), default=0.0),
-        "failed": sum(1 for v in viewers if not v["connected"]),
+        "failed": count - len(viewers),
     }
 
 
@@ -88,6 +93,7 @@ def _knee(report: Report, sender: str) -> str:
             cells.get("cpu_%core", 0) >= KNEE_CPU
             or cells.get("frames_min_%", 100) < KNEE_FRAMES
             or cells.get("late_p99_ms", 0) > KNEE_LATE_MS
+            or cells.get("failed", 0) > 0
         ):
             return f"{sender}: knee at {row['viewers']} viewers"
     most = max(int(r["viewers"] or 0) for r in report.rows if r["sender"] == sender)

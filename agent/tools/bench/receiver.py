@@ -106,6 +106,7 @@ class Viewer:
         except (ConnectionError, ValueError) as exc:
             self.failure = f"ice: {exc}"
             return
+        self._bypass_queue()
         self.dtls.start(time.monotonic())
         await self._flush()
         self._tasks.append(asyncio.create_task(self._timers()))
@@ -114,6 +115,25 @@ class Viewer:
                 data = await self.ice.recv()
                 if self._receive(data):
                     await self._flush()
+
+    def _bypass_queue(self) -> None:
+        """Media straight from the socket's protocol: aioice's per-datagram queue and task
+        wake-up would cost a receiver more than the sender spends on the packet. STUN
+        (consent checks) still goes to aioice; DTLS goes through its queue to ``_run``."""
+        pair = self.ice._nominated.get(1)
+        if pair is None:
+            return
+        protocol = pair.protocol
+        original = protocol.datagram_received
+
+        def datagram_received(data: bytes, addr: tuple[str, int]) -> None:
+            if data and 128 <= data[0] <= 191 and self.srtp is not None:
+                if not 192 <= data[1] <= 223:
+                    self._rtp(data)
+                return
+            original(data, addr)
+
+        protocol.datagram_received = datagram_received
 
     def _receive(self, data: bytes) -> bool:
         """Take one datagram; True when it was DTLS (which may want an answer)."""

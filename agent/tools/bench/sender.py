@@ -29,6 +29,7 @@ class Sender(Protocol):
     async def candidate(self, client: str, session: str, candidate: str | None) -> None: ...
     async def close_session(self, client: str, session: str) -> None: ...
     def connected(self) -> int: ...
+    def packets_sent(self) -> int: ...
     def latency(self) -> Message: ...
     async def close(self) -> None: ...
 
@@ -131,6 +132,9 @@ class OurSender:
     def connected(self) -> int:
         return self.fanout.sink_count
 
+    def packets_sent(self) -> int:
+        return sum(int(getattr(stats, "packets_sent", 0)) for _, _, stats in self.manager.stats())
+
     def latency(self) -> Message:
         return self.timing.report() if self.timing is not None else {}
 
@@ -165,7 +169,12 @@ async def _run(args: argparse.Namespace) -> None:
             await sender.close_session(message["client"], message["session"])
             return {}
         if op == "usage":
-            return {**own_usage(), "connected": sender.connected(), "now": time.time()}
+            return {
+                **own_usage(),
+                "connected": sender.connected(),
+                "packets_sent": sender.packets_sent(),
+                "now": time.time(),
+            }
         if op == "latency":
             return sender.latency()
         raise ValueError(f"unknown op {op!r}")

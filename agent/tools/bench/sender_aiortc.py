@@ -91,6 +91,14 @@ class AiortcSender:
     def connected(self) -> int:
         return sum(1 for pc in self._pcs.values() if pc.connectionState == "connected")
 
+    def packets_sent(self) -> int:
+        # aiortc keeps its RTCP sender-report counter private.
+        return sum(
+            int(getattr(sender, "_RTCRtpSender__packet_count", 0))
+            for pc in self._pcs.values()
+            for sender in pc.getSenders()
+        )
+
     def latency(self) -> Message:
         return {}
 
