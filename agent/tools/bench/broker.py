@@ -71,8 +71,9 @@ async def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_broker(directory: Path) -> AsyncIterator[Broker]:
+async def running_broker(directory: Path, *, nodelay: bool = False) -> AsyncIterator[Broker]:
     executable = _mosquitto()
+    directory.mkdir(parents=True, exist_ok=True)
     ca = init_ca(directory / "pki")
     ca_path = directory / "pki" / "ca.pem"
     server = issue(ca, "broker", "localhost", out_dir=directory / "pki", sans=["localhost", HOST])
@@ -87,6 +88,7 @@ async def running_broker(directory: Path) -> AsyncIterator[Broker]:
                 "per_listener_settings false",
                 "allow_anonymous false",
                 "persistence false",
+                *(["set_tcp_nodelay true"] if nodelay else []),
                 f"acl_file {acl}",
                 "log_dest stderr",
                 "log_type error",

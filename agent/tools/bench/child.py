@@ -96,6 +96,8 @@ async def spawn(module: str, *args: str, name: str | None = None) -> AsyncIterat
     finally:
         with contextlib.suppress(Exception):
             await child.request("quit", timeout=10)
+            # The child closes its sessions (and writes a profile) after answering.
+            await asyncio.wait_for(process.wait(), 15)
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()

@@ -15,8 +15,10 @@ import asyncio
 import contextlib
 import itertools
 import json
+import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ from agent.tools.bench.report import PlotSpec, Progress, Report, percentile
 COLUMNS = ["transport", "p50_ms", "p99_ms", "max_ms", "calls"]
 DEVICE = "bench-cam"
 CLIENT = "viewer-bench"
+MQTT = "mqtt (TLS, QoS 1)"
+NODELAY = "mqtt, TCP_NODELAY"
 PACE = 0.055  # under 20 requests per second
 WAIT = 20.0
 
@@ -151,11 +155,32 @@ def _row(report: Report, transport: str, times: list[float]) -> None:
     )
 
 
-async def _measure(report: Report, broker: Broker, directory: Path, runs: int) -> None:
+@contextlib.contextmanager
+def tcp_nodelay_everywhere() -> Iterator[None]:
+    """Bench-only: TCP_NODELAY on every socket ``socket.create_connection`` makes in this
+    process (paho's, so the agent's and the controller's), to show what Nagle's algorithm
+    with delayed ACKs costs a request/response over MQTT."""
+    original = socket.create_connection
+
+    def create_connection(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = original(*args, **kwargs)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    socket.create_connection = create_connection
+    try:
+        yield
+    finally:
+        socket.create_connection = original
+
+
+async def _measure(
+    report: Report, broker: Broker, directory: Path, runs: int, *, label: str, channel: bool
+) -> None:
     from agent.config import load_config
     from agent.runtime.app import Agent
 
-    missing = aiortc_missing()
+    missing = aiortc_missing() if channel else "measured once"
     progress = Progress("control", 2 if missing is None else 1)
     agent = Agent(load_config(_agent_config(broker, directory)))
     await agent.start()
@@ -172,12 +197,12 @@ async def _measure(report: Report, broker: Broker, directory: Path, runs: int) -
                 await rpc.call("stream.get", {})  # the first call pays for the connection
                 _row(
                     report,
-                    "mqtt (TLS, QoS 1)",
+                    label,
                     await _timed(lambda: rpc.call("stream.get", {}), runs, progress, "mqtt"),
                 )
                 if missing is None:
                     _row(report, "datachannel (aiortc)", await _datachannel(rpc, runs, progress))
-                else:
+                elif channel:
                     report.note(f"datachannel comparison skipped: {missing}")
             finally:
                 reader.cancel()
@@ -191,10 +216,26 @@ async def run(args: argparse.Namespace) -> Report:
     report = Report("control", COLUMNS, plot=PlotSpec("transport", ("p50_ms", "p99_ms"), "ms"))
     with tempfile.TemporaryDirectory(prefix="edgecam-bench-control-") as tmp:
         try:
-            async with running_broker(Path(tmp)) as broker:
-                await _measure(report, broker, Path(tmp), args.runs)
+            async with running_broker(Path(tmp) / "default") as broker:
+                await _measure(
+                    report, broker, Path(tmp) / "default", args.runs, label=MQTT, channel=True
+                )
+            with tcp_nodelay_everywhere():
+                async with running_broker(Path(tmp) / "nodelay", nodelay=True) as broker:
+                    await _measure(
+                        report,
+                        broker,
+                        Path(tmp) / "nodelay",
+                        args.runs,
+                        label=NODELAY,
+                        channel=False,
+                    )
         except BrokerMissing as exc:
             report.note(f"no MQTT figure: {exc}")
+    report.note(
+        "nodelay row: mosquitto set_tcp_nodelay true and TCP_NODELAY on the agent's and the "
+        "controller's sockets (a bench-side patch): the difference is Nagle + delayed ACK"
+    )
     return report
 
 

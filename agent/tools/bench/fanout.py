@@ -1,10 +1,10 @@
 """`edgecam bench fanout`: what one more viewer costs the agent, and where it stops keeping up.
 
 One 720p30 2 Mbit/s test stream (pre-encoded, replayed in real time) goes to N viewers over
-loopback with full ICE, DTLS and SRTP. Per packet is per packet the sender sent (its own
-counters), so receivers that fall behind do not inflate it. The viewers are cheap receivers in other processes
+loopback with full ICE, DTLS and SRTP. The viewers are cheap receivers in other processes
 (they unprotect and count frames and lateness, nothing more), so the agent process's own CPU
-time is the figure: per viewer-second and per packet. In the same run: aiortc relaying the
+time is the figure: per viewer-second and per packet (per packet the sender itself counts as
+sent, so receivers that fall behind do not inflate it). In the same run: aiortc relaying the
 same access units to the same receivers, and the floor loop (SRTP protect + sendto only).
 The knee is the first N where the agent uses 90% of a core, or a viewer gets under 95% of
 the frames, or a frame arrives 200 ms late (p99), or a viewer cannot connect.
@@ -127,7 +127,8 @@ async def run(args: argparse.Namespace) -> Report:
         save_frames(frames, path)
         for kind in kinds:
             wanted = [c for c in counts if kind == "ours" or c <= args.aiortc_max]
-            async with rig(kind, path, args.fps, max(wanted)) as rig_:
+            profile = None if args.profile is None else args.profile.with_suffix(f".{kind}.txt")
+            async with rig(kind, path, args.fps, max(wanted), profile=profile) as rig_:
                 idle = await _idle_rate(rig_, min(args.seconds, 2.0))
                 progress.step(f"{kind}: idle {idle * 100:.2f}% of a core")
                 report.add(sender=kind, viewers=0, **{"cpu_%core": idle * 100})
@@ -159,7 +160,7 @@ def _ratios(report: Report, floor_us: float) -> None:
 def main(argv: list[str]) -> int:
     parser = scenario_parser("fanout", __doc__)
     add_viewers(parser, "1,10,50,100,200")
-    add_seconds(parser, 4.0)
+    add_seconds(parser, 3.0)
     parser.add_argument("--size", type=size, default=(1280, 720), help="WIDTHxHEIGHT (1280x720)")
     parser.add_argument("--fps", type=integer(1, 120), default=30, help="frames per s (30)")
     parser.add_argument(
@@ -170,5 +171,11 @@ def main(argv: list[str]) -> int:
         type=integer(0, 1000),
         default=50,
         help="compare with aiortc up to this many viewers; 0: no aiortc (default 50)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="profile each sender with pyinstrument (a dev dependency) into FILE.ours.txt, ...",
     )
     return run_scenario(parser, run, argv)

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import aioice
 import aioice.ice
@@ -126,14 +127,14 @@ class Viewer:
         protocol = pair.protocol
         original = protocol.datagram_received
 
-        def datagram_received(data: bytes, addr: tuple[str, int]) -> None:
-            if data and 128 <= data[0] <= 191 and self.srtp is not None:
+        def datagram_received(data: bytes | str, addr: tuple[Any, ...]) -> None:
+            if isinstance(data, bytes) and data and 128 <= data[0] <= 191 and self.srtp:
                 if not 192 <= data[1] <= 223:
                     self._rtp(data)
                 return
             original(data, addr)
 
-        protocol.datagram_received = datagram_received
+        protocol.datagram_received = datagram_received  # type: ignore[method-assign]
 
     def _receive(self, data: bytes) -> bool:
         """Take one datagram; True when it was DTLS (which may want an answer)."""

@@ -191,9 +191,21 @@ def main() -> None:
     parser.add_argument("--frames", type=Path, required=True)
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--latency", action="store_true")
+    parser.add_argument("--profile", type=Path, help="write a pyinstrument profile here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(_run(args))
+    if args.profile is None:
+        asyncio.run(_run(args))
+        return
+    from pyinstrument import Profiler  # a dev dependency, only for --profile
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    try:
+        asyncio.run(_run(args))
+    finally:
+        profiler.stop()
+        args.profile.write_text(profiler.output_text(unicode=False, color=False))
 
 
 if __name__ == "__main__":

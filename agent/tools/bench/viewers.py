@@ -41,9 +41,7 @@ class Rig:
         self._route[client] = (receiver, ident)
         offer = (await receiver.request("new", id=ident))["offer"]
         timeout = CONNECT_TIMEOUT
-        answer = await self.sender.request(
-            "offer", timeout, client=client, session="s", sdp=offer
-        )
+        answer = await self.sender.request("offer", timeout, client=client, session="s", sdp=offer)
         await receiver.request("answer", id=ident, sdp=answer["sdp"])
 
     async def connect(self, count: int) -> int:
@@ -82,9 +80,17 @@ def receiver_processes(max_viewers: int) -> int:
 
 @contextlib.asynccontextmanager
 async def rig(
-    kind: str, frames: Path, fps: int, max_viewers: int, *, latency: bool = False
+    kind: str,
+    frames: Path,
+    fps: int,
+    max_viewers: int,
+    *,
+    latency: bool = False,
+    profile: Path | None = None,
 ) -> AsyncIterator[Rig]:
     args = ["--kind", kind, "--frames", str(frames), "--fps", str(fps)]
+    if profile is not None:
+        args += ["--profile", str(profile)]
     async with contextlib.AsyncExitStack() as stack:
         sender = await stack.enter_async_context(
             spawn("agent.tools.bench.sender", *args, *(["--latency"] if latency else []), name=kind)
