@@ -104,7 +104,9 @@ async def run(args: argparse.Namespace) -> Report:
     report = Report(
         "fanout",
         COLUMNS,
-        plot=PlotSpec("viewers", ("cpu_%core",), "sender CPU, % of one core", log_x=True),
+        plot=PlotSpec(
+            "viewers", ("cpu_%core",), "sender CPU, % of one core", log_x=True, series="sender"
+        ),
     )
     kinds = ["ours"]
     missing = aiortc_missing() if args.aiortc_max > 0 else "--aiortc-max 0"

@@ -109,7 +109,7 @@ async def _footprints(
 
 async def run(args: argparse.Namespace) -> Report:
     report = Report(
-        "footprint", COLUMNS, plot=PlotSpec("viewers", ("rss_mb",), "RSS, MB", log_x=False)
+        "footprint", COLUMNS, plot=PlotSpec("viewers", ("rss_mb",), "RSS, MB", series="what")
     )
     counts = sorted(args.viewers)
     aiortc_counts = [c for c in counts if c <= args.aiortc_max]

@@ -24,12 +24,14 @@ Cell = float | int | str | None
 
 @dataclass(frozen=True)
 class PlotSpec:
-    """Which columns to draw: ``y`` against ``x`` (bars per row when ``x`` is text)."""
+    """Which columns to draw: ``y`` against ``x`` (bars per row when ``x`` is text), one line
+    per value of the ``series`` column when given (rows without a numeric ``x`` left out)."""
 
     x: str
     y: tuple[str, ...]
     ylabel: str
     log_x: bool = False
+    series: str | None = None
 
 
 @dataclass
