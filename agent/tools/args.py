@@ -59,3 +59,9 @@ def fail(prog: str, message: str) -> NoReturn:
     """A one-line error for a value argparse could not check (a port already taken)."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def plain(docstring: str | None) -> str | None:
+    """A module docstring as --help text: without the code quotes (`x`, ``x``) it uses for
+    names, which a terminal shows as noise."""
+    return docstring.replace("``", "").replace("`", "") if docstring else docstring

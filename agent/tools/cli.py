@@ -88,13 +88,16 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_demo(commands)
 
+    from agent.tools.bench import SCENARIOS  # the registry only: scenarios load when run
+
     bench = commands.add_parser(
         "bench",
-        help="measure the agent (bench fanout --help)",
-        description="Benchmarks. edgecam bench fanout measures the CPU cost per viewer of "
-        "the per-packet path (stamp, SRTP protect, send).",
+        help="measure the agent (bench SCENARIO --help)",
+        description="Benchmarks, each with its comparison in the same run; --json FILE, "
+        "--plot FILE.png. "
+        + "; ".join(f"{s.name}: {s.summary}" for s in SCENARIOS.values()),
     )
-    bench.add_argument("what", choices=["fanout"], help="what to measure")
+    bench.add_argument("what", choices=list(SCENARIOS), help="what to measure")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
 
     ctl = commands.add_parser(
@@ -417,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         from agent.tools import bench
 
-        return bench.main(args.args)
+        return bench.main([args.what, *args.args])
 
     if args.command == "demo":
         return _demo(args)

@@ -44,7 +44,9 @@ def add_provision(commands: Any) -> None:
         description=DESCRIPTION,
     )
     parser.add_argument("device_id", metavar="DEVICE_ID", help="device.id and certificate CN")
-    parser.add_argument("--ca-dir", required=True, metavar="DIR", help="the `edgecam ca` directory")
+    parser.add_argument(
+        "--ca-dir", required=True, metavar="DIR", help="the CA directory of edgecam ca init"
+    )
     parser.add_argument(
         "--broker",
         required=True,
@@ -73,8 +75,8 @@ def add_provision(commands: Any) -> None:
     parser.add_argument(
         "--wheel",
         metavar="PATH",
-        help="the edgecam wheel to put on the card (`pip wheel --no-deps .`); without it, copy "
-        "one into OUT/boot/edgecam/ before flashing",
+        help="the edgecam wheel to put on the card (made by: pip wheel --no-deps .); "
+        "without it, copy one into OUT/boot/edgecam/ before flashing",
     )
     parser.add_argument(
         "--camera",

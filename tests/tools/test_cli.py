@@ -151,12 +151,36 @@ def _every_parser(
 RST_MARKUP = ("``", "`", ":option:", ":class:", ":func:", "**", "\n.. ")
 
 
-def test_every_help_gives_each_options_meaning_and_default_in_plain_text() -> None:
-    from agent.tools import bench, cli, ctl
+def _bench_parsers(monkeypatch: pytest.MonkeyPatch) -> list[argparse.ArgumentParser]:
+    """Each bench scenario's parser, as its main() builds it (run_scenario is caught)."""
+    import importlib
 
-    roots = [cli._parser(), ctl._parser(), bench.build_parser()]
+    from agent.tools import bench
+    from agent.tools.bench import inprocess
+
+    parsers: list[argparse.ArgumentParser] = [inprocess.build_parser()]
+
+    def caught(parser: argparse.ArgumentParser, run: object, argv: object) -> int:
+        parsers.append(parser)
+        return 0
+
+    for scenario in bench.SCENARIOS.values():
+        module = importlib.import_module(scenario.module)
+        if hasattr(module, "run_scenario"):
+            monkeypatch.setattr(module, "run_scenario", caught)
+            assert module.main([]) == 0
+    assert len(parsers) >= len(bench.SCENARIOS)
+    return parsers
+
+
+def test_every_help_gives_each_options_meaning_and_default_in_plain_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agent.tools import cli, ctl
+
+    roots = [cli._parser(), ctl._parser(), *_bench_parsers(monkeypatch)]
     parsers = [p for root in roots for p in _every_parser(root)]
-    assert len(parsers) >= 15  # edgecam, its commands, ca's actions, ctl's, bench fanout
+    assert len(parsers) >= 20  # edgecam, its commands, ca's actions, ctl's, bench's scenarios
     for parser in parsers:
         text = parser.format_help()
         for markup in RST_MARKUP:

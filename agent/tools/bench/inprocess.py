@@ -1,4 +1,4 @@
-"""edgecam bench fanout: the CPU cost of one more viewer on the per-packet path.
+"""`edgecam bench inprocess`: the per-packet path alone, in one process and without ICE.
 
 Encodes a few seconds of the test pattern once, sets up N real viewer sessions (our DTLS
 handshake against a DTLS server in memory, so each viewer has its own SRTP context), then
@@ -15,9 +15,6 @@ import argparse
 import socket
 import time
 from collections.abc import Sequence
-from fractions import Fraction
-
-import av
 
 from agent.media.fanout import FanOut
 from agent.rtc.certificate import Certificate
@@ -38,40 +35,10 @@ from agent.rtc.dtls import (
     SrtpProfile,
 )
 from agent.rtc.peer import PeerSession, PeerState, VideoSendParams
-from agent.tools.args import Parser, integer, number
+from agent.tools.args import Parser, integer, number, plain
 from agent.tools.args import size as frame_size
+from agent.tools.bench.pattern import encode_test_pattern
 from hw.frame import EncodedFrame
-
-
-def encode_test_pattern(
-    width: int, height: int, fps: int, seconds: float, bitrate: int
-) -> list[EncodedFrame]:
-    """Constrained-baseline access units of FFmpeg's testsrc2, IDR every 2 s."""
-    source = av.open(f"testsrc2=size={width}x{height}:rate={fps}", format="lavfi")
-    encoder = av.CodecContext.create("libx264", "w")
-    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
-    encoder.time_base = Fraction(1, fps)
-    encoder.bit_rate = bitrate
-    encoder.options = {
-        "preset": "ultrafast",
-        "tune": "zerolatency",
-        "profile": "baseline",
-        "x264-params": f"keyint={2 * fps}:scenecut=0:repeat-headers=1:annexb=1",
-    }
-    frames: list[EncodedFrame] = []
-    for index, picture in enumerate(source.decode(video=0)):
-        if index >= seconds * fps:
-            break
-        picture.pts = index
-        picture.pict_type = av.video.frame.PictureType.NONE
-        for packet in encoder.encode(picture):
-            frames.append(
-                EncodedFrame.from_annexb(
-                    bytes(packet), (packet.pts or 0) * 90000 // fps, packet.is_keyframe
-                )
-            )
-    source.close()
-    return frames
 
 
 class _UdpSink:
@@ -171,8 +138,8 @@ def run_fanout(
 
 def build_parser() -> Parser:
     parser = Parser(
-        prog="edgecam bench fanout",
-        description=__doc__,
+        prog="edgecam bench inprocess",
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
