@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -24,6 +24,7 @@ from aioice import ice as aioice_ice
 from aioice.candidate import candidate_foundation, candidate_priority
 
 from agent.net.inbound import GuardedStunProtocol, InboundCounters, InboundGate
+from agent.net.udp_batch import batch_sender
 
 logger = logging.getLogger(__name__)
 
@@ -302,22 +303,32 @@ class IceTransport:
             return None
         return (pair.local_candidate.type, pair.remote_candidate.type)
 
-    def sender(self) -> Callable[[bytes], None] | None:
-        """A synchronous send function for the nominated pair, so the per-packet path needs
-        no coroutine per datagram. Host and server-reflexive pairs send on their UDP socket;
+    def sender(self) -> Callable[[Sequence[bytes]], None] | None:
+        """A synchronous send function for the nominated pair, taking all the datagrams
+        one input produced (a frame's packets), so the per-packet path needs no coroutine
+        and, where it can, no system call per datagram: host and server-reflexive pairs
+        send the whole list with one ``sendmmsg`` on their UDP socket (agent/net/udp_batch);
         a relayed pair's protocol wraps aioice's TURN transport, whose ``sendto`` handles
-        the channel binding itself. None before a pair is nominated.
+        the channel binding itself, so it gets one ``sendto`` a datagram. None before a
+        pair is nominated.
         """
         pair = self._conn._nominated.get(1)
         if pair is None or not isinstance(pair.protocol, aioice_ice.StunProtocol):
             return None
         transport = pair.protocol.transport
         addr = pair.remote_addr
+        sock = transport.get_extra_info("socket")
+        # asyncio hands out a TransportSocket (fileno, family, type), not the socket.
+        if pair.local_candidate.type != "relay" and sock is not None:
+            batch = batch_sender(sock, addr)
+            if batch is not None:
+                return batch.send
 
-        def send(data: bytes) -> None:
-            transport.sendto(data, addr)
+        def send_each(datagrams: Sequence[bytes]) -> None:
+            for data in datagrams:
+                transport.sendto(data, addr)
 
-        return send
+        return send_each
 
     async def recv(self) -> bytes:
         data: bytes = await self._conn.recv()

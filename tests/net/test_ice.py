@@ -73,8 +73,11 @@ async def test_connects_to_a_controlling_agent_with_trickle_both_ways(
         assert device.selected_pair == ("host", "host")
         send = device.sender()
         assert send is not None
-        send(b"\x80hello")
+        # A frame's packets in one call (one sendmmsg on a host pair), in order.
+        send([b"\x80hello", b"\x80there", b"\x80" + bytes(1200)])
         assert await asyncio.wait_for(viewer.recv(), 5) == b"\x80hello"
+        assert await asyncio.wait_for(viewer.recv(), 5) == b"\x80there"
+        assert await asyncio.wait_for(viewer.recv(), 5) == b"\x80" + bytes(1200)
         await viewer.send(b"\x80back")
         assert await asyncio.wait_for(device.recv(), 5) == b"\x80back"
     finally:
