@@ -81,16 +81,35 @@ class _TricklingConnection(aioice.Connection):
         self._edgecam_servers = servers
         self._edgecam_on_candidate = on_candidate
         self.host_gathered = asyncio.Event()
+        # STUN/TURN answers still awaited: ICE must not give up on the pairs it has meanwhile.
+        self.servers_pending = False
 
     async def gather_candidates(self) -> None:
         if self._local_candidates_start:
             return
         self._local_candidates_start = True
         host_protocols = await self._bind_hosts()
-        self.host_gathered.set()
-        await self._gather_from_servers(self._server_tasks(host_protocols))
+        # aioice's connect() waits for the end of gathering: trickle ICE (RFC 8838) checks
+        # the host pairs at once, and a server's candidate joins the check list when it
+        # comes (_add_gathered), instead of every check waiting for the slowest server.
         self._local_candidates_end = True
+        self.servers_pending = True
+        self.host_gathered.set()
+        try:
+            await self._gather_from_servers(self._server_tasks(host_protocols))
+        finally:
+            self.servers_pending = False
         self._edgecam_on_candidate(None)
+        if self._early_checks_done and not self._check_list_maybe_complete():
+            self._check_list_maybe_fail()  # every pair failed while a server was awaited
+
+    def _check_list_maybe_fail(self) -> None:
+        if not self.servers_pending:
+            super()._check_list_maybe_fail()
+
+    def _check_periodic(self) -> bool:
+        # Keep pacing checks while a relayed candidate may still add pairs.
+        return super()._check_periodic() or (self.servers_pending and not self._check_list_done)
 
     async def _bind_hosts(self) -> list[aioice_ice.StunProtocol]:
         """One UDP socket per configured address, each a host candidate at once."""
@@ -290,9 +309,17 @@ class IceTransport:
         await self._conn.add_remote_candidate(parsed)
 
     async def connect(self) -> None:
-        """Run the connectivity checks until a pair is nominated (ConnectionError if none)."""
-        if self._gather_task is not None:
-            await self._gather_task
+        """Run the connectivity checks until a pair is nominated (ConnectionError if none).
+
+        Checks start once the host candidates are bound, while server-reflexive and relayed
+        candidates are still being gathered.
+        """
+        task = self._gather_task
+        if task is None:
+            raise ConnectionError("ice: start_gathering() was never called")
+        await self._conn.host_gathered.wait()
+        if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+            raise ConnectionError(f"ice gathering failed: {error}")
         await self._conn.connect()
 
     @property
