@@ -83,6 +83,9 @@ class _TricklingConnection(aioice.Connection):
         self.host_gathered = asyncio.Event()
         # STUN/TURN answers still awaited: ICE must not give up on the pairs it has meanwhile.
         self.servers_pending = False
+        # Set the moment a pair is nominated: aioice's connect() notices only at its next
+        # 20 ms pacing tick, and DTLS should not wait for that.
+        self.completed = asyncio.Event()
 
     async def gather_candidates(self) -> None:
         if self._local_candidates_start:
@@ -102,6 +105,12 @@ class _TricklingConnection(aioice.Connection):
         self._edgecam_on_candidate(None)
         if self._early_checks_done and not self._check_list_maybe_complete():
             self._check_list_maybe_fail()  # every pair failed while a server was awaited
+
+    def _check_list_maybe_complete(self) -> bool:
+        complete: bool = super()._check_list_maybe_complete()
+        if complete:
+            self.completed.set()
+        return complete
 
     def _check_list_maybe_fail(self) -> None:
         if not self.servers_pending:
@@ -251,6 +260,7 @@ class IceTransport:
             addresses=addresses, servers=servers, on_candidate=self._candidate_found
         )
         self._gather_task: asyncio.Task[None] | None = None
+        self._checks: asyncio.Task[None] | None = None
         self._servers_pending = bool(servers.stun or servers.turn)
         self.gathering_done = False
 
@@ -320,7 +330,15 @@ class IceTransport:
         await self._conn.host_gathered.wait()
         if task.done() and not task.cancelled() and (error := task.exception()) is not None:
             raise ConnectionError(f"ice gathering failed: {error}")
-        await self._conn.connect()
+        checks = self._checks = asyncio.create_task(self._conn.connect())
+        completed = asyncio.create_task(self._conn.completed.wait())
+        try:
+            await asyncio.wait({checks, completed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            completed.cancel()
+        if checks.done():
+            checks.result()  # raises ConnectionError when ICE failed
+        # Else nominated: connect() returns within its tick and starts consent freshness.
 
     @property
     def selected_pair(self) -> tuple[str, str] | None:
@@ -362,6 +380,10 @@ class IceTransport:
         return data
 
     async def close(self) -> None:
+        checks = self._checks
+        if checks is not None and not checks.done():
+            checks.cancel()
+            await asyncio.gather(checks, return_exceptions=True)
         task = self._gather_task
         if task is not None and not task.done():
             task.cancel()

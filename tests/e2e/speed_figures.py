@@ -1,6 +1,6 @@
 """Start-up figures for people (nothing asserted): run inside the loopback namespace,
     bash tests/tools/isolated.sh /work/main/.venv/bin/python -m tests.e2e.speed_figures \
-        stack|mqtt [RUNS]
+        stack|mqtt|chromium [RUNS]
 
 The media path without MQTT (tests/e2e/stack.py) against aiortc viewers, one at a time.
 Each phase is timed on the agent's side, from the moment the offer reaches
@@ -167,9 +167,92 @@ async def over_mqtt(runs: int) -> None:
     print(f"  viewer's request -> answer         {p50:6.1f} {worst:6.1f}")
 
 
+CHROMIUM_PAGE = """<!doctype html><html><body><video id="v" autoplay muted playsinline></video>
+<script>
+const video = document.getElementById("v");
+window.startOffer = async () => {
+  const t = window.t = {};
+  const pc = new RTCPeerConnection({iceServers: []});
+  window.pc = pc;
+  pc.addTransceiver("video", {direction: "recvonly"});
+  pc.onicecandidate = (e) => window.sendCandidate(e.candidate ? e.candidate.candidate : null);
+  pc.oniceconnectionstatechange = () => {
+    if (pc.iceConnectionState === "connected") t.ice ??= performance.now();
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "connected") t.dtls ??= performance.now();
+  };
+  pc.ontrack = (e) => {
+    video.srcObject = new MediaStream([e.track]);
+    video.requestVideoFrameCallback(() => { t.first_frame ??= performance.now(); });
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  t.offer = performance.now();
+  return pc.localDescription.sdp;
+};
+window.acceptAnswer = async (sdp) => {
+  window.t.answer_in = performance.now();
+  await window.pc.setRemoteDescription({type: "answer", sdp});
+  window.t.answer_applied = performance.now();
+};
+</script></body></html>"""
+CHROMIUM_PHASES = ("answer_in", "answer_applied", "ice", "dtls", "first_frame")
+
+
+async def with_chromium(runs: int) -> None:
+    """Chromium's own event times (performance.now() from its offer), the SDP carried by
+    this process as tests/e2e/test_chromium.py does (no MQTT)."""
+    from tests.infra.browsers import launch_chromium, open_page
+
+    marks = _Marks()
+    _instrument(marks)
+    page_rows: list[dict[str, float]] = []
+    agent_rows: list[dict[str, float]] = []
+    async with running_stack() as stack, launch_chromium() as browser:
+        await stack.fanout.stream_ready.wait()
+        for index in range(runs + 1):
+            page = await open_page(browser, html=None)
+            session = f"s{index}"
+
+            async def send_candidate(candidate: str | None, session: str = session) -> None:
+                await stack.manager.add_candidate("chromium", session, candidate)
+
+            await page.expose_function("sendCandidate", send_candidate)
+            await page.set_content(CHROMIUM_PAGE)
+            marks.at.clear()
+            offer = await page.evaluate("window.startOffer()")
+            start = time.perf_counter()
+            answer = await stack.manager.offer("chromium", session, offer)
+            marks.mark("answer")
+            await page.evaluate("(sdp) => window.acceptAnswer(sdp)", answer)
+            await page.wait_for_function("window.t.first_frame !== undefined", timeout=20_000)
+            times = await page.evaluate("window.t")
+            agent_times = {k: (v - start) * 1000 for k, v in marks.at.items()}
+            await page.close()
+            with contextlib.suppress(Exception):
+                await stack.manager.close("chromium", session)
+            if index:
+                page_rows.append({k: times[k] - times["offer"] for k in CHROMIUM_PHASES})
+                agent_rows.append(agent_times)
+    print(f"{runs} Chromium runs, ms from its offer (Chromium's clock), p50 / p90 / max:")
+    _table(page_rows, CHROMIUM_PHASES)
+    print("the same runs on the agent's clock, ms from the offer reaching it:")
+    _table(agent_rows, PHASES[:-1])
+
+
+def _table(rows: list[dict[str, float]], names: Sequence[str]) -> None:
+    for name in names:
+        values = sorted(r[name] for r in rows if name in r)
+        if values:
+            p90 = values[min(len(values) - 1, int(len(values) * 0.9))]
+            print(f"  {name:14} {statistics.median(values):7.1f} {p90:7.1f} {values[-1]:7.1f}")
+
+
 if __name__ == "__main__":
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     if sys.argv[1:2] == ["mqtt"]:
         asyncio.run(over_mqtt(count))
+    elif sys.argv[1:2] == ["chromium"]:
+        asyncio.run(with_chromium(count))
     else:
         asyncio.run(main(count))
