@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from agent.net.udp_batch import MAX_BATCH, batch_sender
+from agent.net.udp_batch import GSO_MAX_SEGMENTS, MAX_BATCH, batch_sender, segment_runs
 
 
 def _pair(family: int, host: str) -> tuple[socket.socket, socket.socket]:
@@ -61,3 +61,30 @@ def test_a_closed_socket_is_an_os_error_not_a_send_on_a_reused_descriptor() -> N
         sender.close()
         with pytest.raises(OSError):
             batch.send([b"late"])
+
+
+@pytest.mark.parametrize("gso", [True, False])
+def test_runs_of_equal_datagrams_arrive_as_the_same_datagrams(gso: bool) -> None:
+    sender, receiver = _pair(socket.AF_INET, "127.0.0.1")
+    with sender, receiver:
+        batch = batch_sender(sender, receiver.getsockname())
+        assert batch is not None
+        batch.gso = gso
+        # A frame as the packetizer makes it: STAP-A, FU-A fragments of one size and a
+        # shorter last one, then a second NAL's fragments, more than one GSO buffer holds.
+        datagrams = [b"\x80stap"]
+        datagrams += [bytes([n]) * 1228 for n in range(30)] + [b"\x80" * 300]
+        datagrams += [bytes([n]) * 1000 for n in range(GSO_MAX_SEGMENTS + 3)]
+        batch.send(datagrams)
+        assert [receiver.recv(2048) for _ in datagrams] == datagrams
+        assert batch.gso is gso  # loopback segments: GSO was used, not turned off
+        assert batch.dropped == 0
+
+
+def test_segment_runs_group_equal_lengths_with_a_shorter_last() -> None:
+    assert segment_runs([5, 10, 10, 10, 4, 4, 7]) == [(0, 1, 0), (1, 4, 10), (5, 1, 0), (6, 1, 0)]
+    assert segment_runs([]) == []
+    assert segment_runs([8, 9]) == [(0, 1, 0), (1, 1, 0)]  # a longer one starts a new run
+    runs = segment_runs([500] * (GSO_MAX_SEGMENTS + 1))
+    assert runs == [(0, GSO_MAX_SEGMENTS, 500), (GSO_MAX_SEGMENTS, 1, 0)]
+    assert segment_runs([30000, 30000, 30000]) == [(0, 2, 30000), (2, 1, 0)]  # 64 KiB bound
