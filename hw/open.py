@@ -6,13 +6,12 @@
 from __future__ import annotations
 
 from hw.bounded import run_bounded
-from hw.filesrc import FileSource
 from hw.kinds import SOURCE_KINDS, SourceKind
-from hw.picamera2src import Picamera2Source, import_picamera2
 from hw.source import H264Profile, StreamSettings, VideoSource
-from hw.testsrc import TestPatternSource
-from hw.v4l2caps import negotiate
-from hw.v4l2src import V4l2Source, read_modes
+
+# Each source's module is imported only when that source is chosen: testsrc, file and v4l2
+# need PyAV (~25 MB of RSS), picamera2 does not, so a Pi's agent never loads what it never
+# uses.
 
 PROBE_TIMEOUT_S = 10.0
 
@@ -46,11 +45,19 @@ def open_source(
     """
     chosen = _kind(kind)
     if chosen is SourceKind.TESTSRC:
+        from hw.testsrc import TestPatternSource
+
         return TestPatternSource(settings)
     if chosen is SourceKind.FILE:
+        from hw.filesrc import FileSource
+
         return FileSource(path, settings)
     if chosen is SourceKind.V4L2:
+        from hw.v4l2src import V4l2Source
+
         return V4l2Source(path, settings)
+    from hw.picamera2src import Picamera2Source
+
     return Picamera2Source(settings, index=index, profile=profile, iperiod=iperiod)
 
 
@@ -69,6 +76,8 @@ def probe_source(
         if chosen is SourceKind.TESTSRC:
             return _probe_testsrc()
         if chosen is SourceKind.FILE:
+            from hw.filesrc import FileSource
+
             run_bounded(lambda: FileSource(path, settings), PROBE_TIMEOUT_S, f"file {path!r}")
             return []
         if chosen is SourceKind.V4L2:
@@ -87,6 +96,9 @@ def _probe_testsrc() -> list[str]:
 
 
 def _probe_v4l2(path: str, settings: StreamSettings) -> list[str]:
+    from hw.v4l2caps import negotiate
+    from hw.v4l2src import read_modes
+
     if not path:
         return ["camera.path must name the V4L2 device for source 'v4l2' (e.g. /dev/video0)"]
     try:
@@ -101,6 +113,8 @@ def _probe_v4l2(path: str, settings: StreamSettings) -> list[str]:
 
 
 def _probe_picamera2(index: int) -> list[str]:
+    from hw.picamera2src import import_picamera2
+
     picamera2 = import_picamera2()
     cameras = run_bounded(
         picamera2.Picamera2.global_camera_info, PROBE_TIMEOUT_S, "listing libcamera cameras"

@@ -10,13 +10,15 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-import av
-
 
 def jpeg_from_gop(access_units: Sequence[bytes], quality: int) -> tuple[bytes, int, int]:
     """Decode the access units (Annex-B, starting with an IDR), JPEG-encode the last picture."""
     if not access_units:
         raise ValueError("no keyframe yet: the camera has not produced a picture")
+    # Here, not at the top: PyAV costs ~25 MB of RSS and a picamera2 agent needs it only
+    # for a snapshot.
+    import av
+
     decoder = av.CodecContext.create("h264", "r")
     picture = None
     for data in access_units:

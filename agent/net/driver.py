@@ -2,8 +2,9 @@
 
 The peer never sees a socket or a clock; this driver feeds it ``loop.time()`` as ``now``,
 arms one ``call_at`` for the peer's earliest timer, and sends what the peer produced after
-every input. Sending is synchronous on a plain UDP pair (no coroutine per packet on the hot
-path, relayed pairs included: aioice's TURN transport takes a synchronous sendto).
+every input, all of it in one call of the ICE pair's sender (one ``sendmmsg`` a frame on a
+plain UDP pair; synchronous on relayed pairs too: aioice's TURN transport takes a
+synchronous sendto), so the hot path has no coroutine and no system call per packet.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class PeerDriver:
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._send_now: Callable[[bytes], None] | None = None
+        self._send_now: Callable[[Sequence[bytes]], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ended = False
         self._dtls_deadline: asyncio.TimerHandle | None = None
@@ -145,8 +146,7 @@ class PeerDriver:
         if send is None:
             return  # before ICE connects the peer has nothing to send
         try:
-            for datagram in datagrams:
-                send(datagram)
+            send(datagrams)
         except OSError as exc:
             # UDP send errors (unreachable, buffer full) lose these packets only; consent
             # freshness decides whether the viewer is gone.

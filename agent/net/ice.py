@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -24,6 +24,7 @@ from aioice import ice as aioice_ice
 from aioice.candidate import candidate_foundation, candidate_priority
 
 from agent.net.inbound import GuardedStunProtocol, InboundCounters, InboundGate
+from agent.net.udp_batch import batch_sender
 
 logger = logging.getLogger(__name__)
 
@@ -80,16 +81,44 @@ class _TricklingConnection(aioice.Connection):
         self._edgecam_servers = servers
         self._edgecam_on_candidate = on_candidate
         self.host_gathered = asyncio.Event()
+        # STUN/TURN answers still awaited: ICE must not give up on the pairs it has meanwhile.
+        self.servers_pending = False
+        # Set the moment a pair is nominated: aioice's connect() notices only at its next
+        # 20 ms pacing tick, and DTLS should not wait for that.
+        self.completed = asyncio.Event()
 
     async def gather_candidates(self) -> None:
         if self._local_candidates_start:
             return
         self._local_candidates_start = True
         host_protocols = await self._bind_hosts()
-        self.host_gathered.set()
-        await self._gather_from_servers(self._server_tasks(host_protocols))
+        # aioice's connect() waits for the end of gathering: trickle ICE (RFC 8838) checks
+        # the host pairs at once, and a server's candidate joins the check list when it
+        # comes (_add_gathered), instead of every check waiting for the slowest server.
         self._local_candidates_end = True
+        self.servers_pending = True
+        self.host_gathered.set()
+        try:
+            await self._gather_from_servers(self._server_tasks(host_protocols))
+        finally:
+            self.servers_pending = False
         self._edgecam_on_candidate(None)
+        if self._early_checks_done and not self._check_list_maybe_complete():
+            self._check_list_maybe_fail()  # every pair failed while a server was awaited
+
+    def _check_list_maybe_complete(self) -> bool:
+        complete: bool = super()._check_list_maybe_complete()
+        if complete:
+            self.completed.set()
+        return complete
+
+    def _check_list_maybe_fail(self) -> None:
+        if not self.servers_pending:
+            super()._check_list_maybe_fail()
+
+    def _check_periodic(self) -> bool:
+        # Keep pacing checks while a relayed candidate may still add pairs.
+        return super()._check_periodic() or (self.servers_pending and not self._check_list_done)
 
     async def _bind_hosts(self) -> list[aioice_ice.StunProtocol]:
         """One UDP socket per configured address, each a host candidate at once."""
@@ -231,6 +260,7 @@ class IceTransport:
             addresses=addresses, servers=servers, on_candidate=self._candidate_found
         )
         self._gather_task: asyncio.Task[None] | None = None
+        self._checks: asyncio.Task[None] | None = None
         self._servers_pending = bool(servers.stun or servers.turn)
         self.gathering_done = False
 
@@ -289,10 +319,26 @@ class IceTransport:
         await self._conn.add_remote_candidate(parsed)
 
     async def connect(self) -> None:
-        """Run the connectivity checks until a pair is nominated (ConnectionError if none)."""
-        if self._gather_task is not None:
-            await self._gather_task
-        await self._conn.connect()
+        """Run the connectivity checks until a pair is nominated (ConnectionError if none).
+
+        Checks start once the host candidates are bound, while server-reflexive and relayed
+        candidates are still being gathered.
+        """
+        task = self._gather_task
+        if task is None:
+            raise ConnectionError("ice: start_gathering() was never called")
+        await self._conn.host_gathered.wait()
+        if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+            raise ConnectionError(f"ice gathering failed: {error}")
+        checks = self._checks = asyncio.create_task(self._conn.connect())
+        completed = asyncio.create_task(self._conn.completed.wait())
+        try:
+            await asyncio.wait({checks, completed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            completed.cancel()
+        if checks.done():
+            checks.result()  # raises ConnectionError when ICE failed
+        # Else nominated: connect() returns within its tick and starts consent freshness.
 
     @property
     def selected_pair(self) -> tuple[str, str] | None:
@@ -302,28 +348,42 @@ class IceTransport:
             return None
         return (pair.local_candidate.type, pair.remote_candidate.type)
 
-    def sender(self) -> Callable[[bytes], None] | None:
-        """A synchronous send function for the nominated pair, so the per-packet path needs
-        no coroutine per datagram. Host and server-reflexive pairs send on their UDP socket;
+    def sender(self) -> Callable[[Sequence[bytes]], None] | None:
+        """A synchronous send function for the nominated pair, taking all the datagrams
+        one input produced (a frame's packets), so the per-packet path needs no coroutine
+        and, where it can, no system call per datagram: host and server-reflexive pairs
+        send the whole list with one ``sendmmsg`` on their UDP socket (agent/net/udp_batch);
         a relayed pair's protocol wraps aioice's TURN transport, whose ``sendto`` handles
-        the channel binding itself. None before a pair is nominated.
+        the channel binding itself, so it gets one ``sendto`` a datagram. None before a
+        pair is nominated.
         """
         pair = self._conn._nominated.get(1)
         if pair is None or not isinstance(pair.protocol, aioice_ice.StunProtocol):
             return None
         transport = pair.protocol.transport
         addr = pair.remote_addr
+        sock = transport.get_extra_info("socket")
+        # asyncio hands out a TransportSocket (fileno, family, type), not the socket.
+        if pair.local_candidate.type != "relay" and sock is not None:
+            batch = batch_sender(sock, addr)
+            if batch is not None:
+                return batch.send
 
-        def send(data: bytes) -> None:
-            transport.sendto(data, addr)
+        def send_each(datagrams: Sequence[bytes]) -> None:
+            for data in datagrams:
+                transport.sendto(data, addr)
 
-        return send
+        return send_each
 
     async def recv(self) -> bytes:
         data: bytes = await self._conn.recv()
         return data
 
     async def close(self) -> None:
+        checks = self._checks
+        if checks is not None and not checks.done():
+            checks.cancel()
+            await asyncio.gather(checks, return_exceptions=True)
         task = self._gather_task
         if task is not None and not task.done():
             task.cancel()

@@ -133,6 +133,8 @@ class MosquittoBroker:
             "per_listener_settings false",
             "allow_anonymous false",
             "persistence false",
+            # As broker-config writes it: replies and notifications are small writes in a row.
+            "set_tcp_nodelay true",
             f"password_file {self.passwd_path}",
             f"acl_file {self.acl_path}",
             "log_dest stderr",

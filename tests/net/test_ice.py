@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 from collections.abc import Callable
 
 import aioice
@@ -73,13 +74,51 @@ async def test_connects_to_a_controlling_agent_with_trickle_both_ways(
         assert device.selected_pair == ("host", "host")
         send = device.sender()
         assert send is not None
-        send(b"\x80hello")
+        # A frame's packets in one call (one sendmmsg on a host pair), in order.
+        send([b"\x80hello", b"\x80there", b"\x80" + bytes(1200)])
         assert await asyncio.wait_for(viewer.recv(), 5) == b"\x80hello"
+        assert await asyncio.wait_for(viewer.recv(), 5) == b"\x80there"
+        assert await asyncio.wait_for(viewer.recv(), 5) == b"\x80" + bytes(1200)
         await viewer.send(b"\x80back")
         assert await asyncio.wait_for(device.recv(), 5) == b"\x80back"
     finally:
         await viewer.close()
         await device.close()
+
+
+async def test_checks_run_while_a_stun_server_has_not_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loopback_only_host_addresses(monkeypatch)
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a STUN server that never answers
+    silent.bind(("127.0.0.1", 0))
+    found, _, on_candidate = recorder()
+    device = IceTransport(
+        addresses=["127.0.0.1"],
+        servers=IceServers(stun=(silent.getsockname(),)),
+        on_candidate=on_candidate,
+    )
+    viewer = aioice.Connection(ice_controlling=True, components=1)
+    try:
+        host = await device.start_gathering()
+        await viewer.gather_candidates()
+        device.set_remote_credentials(viewer.local_username, viewer.local_password)
+        viewer.remote_username, viewer.remote_password = (
+            device.local_username,
+            device.local_password,
+        )
+        await viewer.add_remote_candidate(aioice.Candidate.from_sdp(host[0]))
+        await viewer.add_remote_candidate(None)
+        await device.add_remote_candidate(viewer.local_candidates[0].to_sdp())
+        await device.add_remote_candidate(None)
+        await asyncio.wait_for(asyncio.gather(device.connect(), viewer.connect()), 4)
+        # Nominated while the server-reflexive query was still waiting for its answer.
+        assert device.selected_pair == ("host", "host")
+        assert not device.gathering_done and found == host
+    finally:
+        await viewer.close()
+        await device.close()
+        silent.close()
 
 
 async def test_bad_remote_candidates_are_value_errors_and_rtcp_components_ignored() -> None:
