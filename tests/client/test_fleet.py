@@ -202,3 +202,14 @@ async def test_plain_mqtt_is_refused_unless_allowed() -> None:
     with pytest.raises(ConnectError, match="--allow-insecure"):
         async with Fleet(broker="mqtt://127.0.0.1:1", client_id="x"):
             pass
+
+
+async def test_the_fleet_socket_sends_small_requests_at_once(fleet_rig: FleetRig) -> None:
+    # Without TCP_NODELAY each request after the first waits ~40 ms for the broker's
+    # delayed ACK (Nagle): the round trip the bench measures.
+    import socket
+
+    async with fleet_rig.fleet() as fleet:
+        assert fleet._client is not None
+        sock = fleet._client._client.socket()
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
