@@ -3,8 +3,8 @@
 Python's socket module has no ``sendmmsg``; a frame of 720p video is 5-60 packets to each
 viewer, and one ``sendto`` per packet made the system call, not SRTP, the largest cost of
 the fan-out (py-spy: half of the per-packet time; docs/BENCHMARKS.md, "Before / after").
-Here the frame's packets are joined into one buffer (a single C-level copy), an ``iovec`` per packet points
-into it, and one ``sendmmsg`` hands them all to the kernel.
+Here the frame's packets are joined into one buffer (a single C-level copy), an ``iovec``
+per packet points into it, and one ``sendmmsg`` hands them all to the kernel.
 
 Only on Linux (glibc or musl export ``sendmmsg``); :func:`batch_sender` returns None
 elsewhere, or for an address it cannot encode, and the caller sends one by one. The
