@@ -92,7 +92,7 @@ def test_control_times_mqtt_and_the_datachannel(
     assert [row["transport"] for row in result["rows"]] == [
         "mqtt (TLS, QoS 1)",
         "datachannel (aiortc)",
-        "mqtt, TCP_NODELAY",
+        "mqtt, no TCP_NODELAY",
     ]
     assert all(row["calls"] == 3 for row in result["rows"])
 

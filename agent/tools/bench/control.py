@@ -33,7 +33,7 @@ COLUMNS = ["transport", "p50_ms", "p99_ms", "max_ms", "calls"]
 DEVICE = "bench-cam"
 CLIENT = "viewer-bench"
 MQTT = "mqtt (TLS, QoS 1)"
-NODELAY = "mqtt, TCP_NODELAY"
+NAGLE = "mqtt, no TCP_NODELAY"
 PACE = 0.055  # under 20 requests per second
 WAIT = 20.0
 
@@ -155,28 +155,31 @@ def _row(report: Report, transport: str, times: list[float]) -> None:
     )
 
 
-@contextlib.contextmanager
-def tcp_nodelay_everywhere() -> Iterator[None]:
-    """Bench-only: TCP_NODELAY on every socket ``socket.create_connection`` makes in this
-    process (paho's, so the agent's and the controller's), to show what Nagle's algorithm
-    with delayed ACKs costs a request/response over MQTT."""
-    original = socket.create_connection
-
-    def create_connection(*args: Any, **kwargs: Any) -> socket.socket:
-        sock = original(*args, **kwargs)
+def no_delay(client: aiomqtt.Client) -> None:
+    """TCP_NODELAY on the controller's socket, as `edgecam ctl` (agent.client) sets it."""
+    sock: Any = client._client.socket()
+    with contextlib.suppress(OSError, AttributeError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
 
-    socket.create_connection = create_connection
+
+@contextlib.contextmanager
+def with_nagle() -> Iterator[None]:
+    """Bench-only: the agent's MQTT socket without TCP_NODELAY, as before it set it, to
+    show what Nagle's algorithm with delayed ACKs costs a request/response over MQTT."""
+    from agent.signaling import paho_socket
+
+    original = paho_socket._no_delay
+    paho_socket._no_delay = lambda sock: None
     try:
         yield
     finally:
-        socket.create_connection = original
+        paho_socket._no_delay = original
 
 
 async def _measure(
     report: Report, broker: Broker, directory: Path, runs: int, *, label: str, channel: bool
 ) -> None:
+    nagle = label == NAGLE
     from agent.config import load_config
     from agent.runtime.app import Agent
 
@@ -190,6 +193,8 @@ async def _measure(
         async with aiomqtt.Client(
             "127.0.0.1", broker.port, identifier=CLIENT, tls_context=tls
         ) as client:
+            if not nagle:
+                no_delay(client)
             rpc = MqttRpc(client)
             await client.subscribe(f"{rpc.topic}/reply", qos=1)
             reader = asyncio.create_task(rpc.read())
@@ -216,25 +221,22 @@ async def run(args: argparse.Namespace) -> Report:
     report = Report("control", COLUMNS, plot=PlotSpec("transport", ("p50_ms", "p99_ms"), "ms"))
     with tempfile.TemporaryDirectory(prefix="edgecam-bench-control-") as tmp:
         try:
-            async with running_broker(Path(tmp) / "default") as broker:
+            # As shipped: broker-config's set_tcp_nodelay, the agent's and ctl's sockets.
+            async with running_broker(Path(tmp) / "default", nodelay=True) as broker:
                 await _measure(
                     report, broker, Path(tmp) / "default", args.runs, label=MQTT, channel=True
                 )
-            with tcp_nodelay_everywhere():
-                async with running_broker(Path(tmp) / "nodelay", nodelay=True) as broker:
+            with with_nagle():
+                async with running_broker(Path(tmp) / "nagle") as broker:
                     await _measure(
-                        report,
-                        broker,
-                        Path(tmp) / "nodelay",
-                        args.runs,
-                        label=NODELAY,
-                        channel=False,
+                        report, broker, Path(tmp) / "nagle", args.runs, label=NAGLE, channel=False
                     )
         except BrokerMissing as exc:
             report.note(f"no MQTT figure: {exc}")
     report.note(
-        "nodelay row: mosquitto set_tcp_nodelay true and TCP_NODELAY on the agent's and the "
-        "controller's sockets (a bench-side patch): the difference is Nagle + delayed ACK"
+        "no-TCP_NODELAY row: the broker without set_tcp_nodelay, and neither the agent's nor "
+        "the controller's socket setting it (a bench-side patch), as before they did: the "
+        "difference is Nagle's algorithm meeting delayed ACKs"
     )
     return report
 
