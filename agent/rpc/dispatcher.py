@@ -77,7 +77,7 @@ class Dispatcher:
         self._table = table
         self._clock = clock
         # Every error a client causes is worth a line, but not a flood of them.
-        self._log_budget = LogBudget(logger)
+        self.log_budget = LogBudget(logger)
         self._role_for = role_for
         self.max_payload = max_payload
         self.max_batch = max_batch
@@ -211,13 +211,13 @@ class Dispatcher:
     @property
     def log_lines_suppressed(self) -> int:
         """Error lines not logged because their client had used up its log budget."""
-        return self._log_budget.suppressed_total
+        return self.log_budget.suppressed_total
 
     def _log(
         self, origin: Origin, request_id: JsonId, method: Any, error: RpcError, what: str
     ) -> None:
         level = logging.WARNING if error.code in _CLIENT_FAULTS else logging.INFO
-        self._log_budget.log(
+        self.log_budget.log(
             origin.client_id,
             self._clock(),
             level,

@@ -32,8 +32,18 @@ class LogBudget:
         self._suppressed: dict[str, int] = {}
         self.suppressed_total = 0
 
-    def log(self, client: str, now: float, level: int, message: str, *args: object) -> bool:
-        """Log ``message % args`` if ``client`` has budget left; False when suppressed."""
+    def log(
+        self,
+        client: str,
+        now: float,
+        level: int,
+        message: str,
+        *args: object,
+        logger: logging.Logger | None = None,
+    ) -> bool:
+        """Log ``message % args`` (to ``logger``, else the budget's own) if ``client`` has
+        budget left; False when suppressed. One budget shared by every layer that logs on a
+        client's behalf keeps the client's total, not each layer's, bounded."""
         if not self._limiter.allow(client, now):
             if client in self._suppressed or len(self._suppressed) < MAX_CLIENTS:
                 self._suppressed[client] = self._suppressed.get(client, 0) + 1
@@ -43,5 +53,5 @@ class LogBudget:
         if missed:
             message += " (%d earlier lines for this client suppressed)"
             args = (*args, missed)
-        self._logger.log(level, message, *args)
+        (logger or self._logger).log(level, message, *args)
         return True

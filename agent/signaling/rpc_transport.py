@@ -17,7 +17,6 @@ from typing import Any, Final
 
 from agent.rpc.dispatcher import Dispatcher
 from agent.rpc.errors import RpcError
-from agent.rpc.logbudget import LogBudget
 from agent.rpc.methods import Origin, Transport
 from agent.rpc.ratelimit import PerKeyLimiter
 from agent.rpc.wire import error_reply, peek_id
@@ -65,7 +64,9 @@ class MqttRpcTransport:
         self._running = asyncio.Semaphore(MAX_CONCURRENT)
         self._waiting: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._log = LogBudget(logger)
+        # The dispatcher's budget: a client's lines are bounded in total, whichever layer
+        # refuses it (rate limit here, role or params there).
+        self._log = dispatcher.log_budget
         self._on_handled = on_handled
         self.accepting = True
         self.dropped: Counter[str] = Counter()  # reason -> count, for telemetry
@@ -115,7 +116,9 @@ class MqttRpcTransport:
     def _refuse(self, client: str, payload: bytes, now: float) -> None:
         """Over its request rate: -32005 to the client where the id can be read."""
         self.dropped["rate"] += 1
-        self._log.log(client, now, logging.WARNING, "client %r: rate limited", client)
+        self._log.log(
+            client, now, logging.WARNING, "client %r: rate limited", client, logger=logger
+        )
         found, request_id = peek_id(payload)
         if found:
             error = RpcError.rate_limited("too many requests; try again shortly")
@@ -128,7 +131,13 @@ class MqttRpcTransport:
     def _drop(self, reason: str, client: str, now: float, message: str, *args: Any) -> None:
         self.dropped[reason] += 1
         self._log.log(
-            client, now, logging.WARNING, "mqtt: " + message + " (from %r)", *args, client
+            client,
+            now,
+            logging.WARNING,
+            "mqtt: " + message + " (from %r)",
+            *args,
+            client,
+            logger=logger,
         )
 
     async def close(self) -> None:
