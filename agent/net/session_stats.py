@@ -14,8 +14,11 @@ from agent.rtc.peer import PeerStats
 
 
 def viewer_key(client: str, session: str) -> str:
-    """One string per session, for the bitrate policy's per-viewer maps."""
-    return f"{client}\x00{session}"
+    """One string per session, for the bitrate policy's per-viewer maps (and telemetry).
+
+    Unambiguous: session ids never contain "/" (PROTOCOL.md section 4).
+    """
+    return f"{client}/{session}"
 
 
 def session_row(

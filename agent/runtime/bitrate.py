@@ -17,13 +17,23 @@ from typing import Final, Protocol
 from agent.config import CameraConfig
 from agent.media.bitrate_policy import BitratePolicy
 from agent.net.session_stats import viewer_key
-from agent.net.sessions import SessionManager
+from agent.rtc.peer import PeerSession
 from hw.source import VideoSource
 
 logger = logging.getLogger(__name__)
 
 # How often the estimates are read; the policy itself rate-limits changes to one a second.
 INTERVAL: Final = 0.5
+
+
+class Viewers(Protocol):
+    """What the controller needs of the session manager (agent/net/sessions.py)."""
+
+    max_bitrate: int
+    start_bitrate: int
+    below_floor: frozenset[str]
+
+    def peers(self) -> list[tuple[str, str, PeerSession]]: ...
 
 
 class Camera(Protocol):
@@ -45,7 +55,7 @@ class BitrateController:
 
     def __init__(
         self,
-        sessions: SessionManager,
+        sessions: Viewers,
         camera: Camera,
         clock: Callable[[], float],
     ) -> None:
@@ -102,7 +112,7 @@ class BitrateController:
 
     def describe(self) -> dict[str, object]:
         """For telemetry: the encoder bitrate the policy set and the policy's own state."""
-        return {"encoder_bitrate": self.encoder_bitrate, **self._policy.describe()}
+        return {**self._policy.describe(), "encoder_bitrate": self.encoder_bitrate}
 
     async def run(self) -> None:
         """Forever: step every `INTERVAL` seconds."""
