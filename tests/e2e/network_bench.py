@@ -104,7 +104,7 @@ class AiortcSender:
 async def aiortc_rig(net: Net) -> AsyncIterator[AiortcSender]:
     agent = net.hosts["agent"]
     original = aioice.ice.get_host_addresses
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [agent.address]  # type: ignore[assignment]
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [agent.address]
     aiortc_h264.DEFAULT_BITRATE = STREAM.bitrate  # the same start as edgecam's encoder
     sender = AiortcSender(agent.address)
     try:

@@ -164,7 +164,7 @@ class LinkEmulator:
 
     @staticmethod
     def _read(sock: socket.socket) -> list[bytes]:
-        frames = []
+        frames: list[bytes] = []
         while True:
             try:
                 data, address = sock.recvfrom(65535)
