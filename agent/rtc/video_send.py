@@ -129,6 +129,10 @@ class VideoSender:
         self._rtx_refilled: float | None = None
         self._keyframe_request: str | None = None
         self._last_pacer_request: float | None = None
+        # Set by the bitrate policy for a viewer below its floor: its pacer drops frames all
+        # the time, and asking for IDRs would cost every viewer; the stream's own IDRs (a GOP
+        # apart) are what it is served.
+        self.below_floor = False
 
     # --- input ---------------------------------------------------------------------------
 
@@ -268,7 +272,9 @@ class VideoSender:
 
     def _pacer_dropped(self, now: float) -> None:
         last = self._last_pacer_request
-        if self.pacer.needs_keyframe and (last is None or now - last >= PACER_KEYFRAME_INTERVAL):
+        if self.below_floor or not self.pacer.needs_keyframe:
+            return
+        if last is None or now - last >= PACER_KEYFRAME_INTERVAL:
             self._last_pacer_request = now
             self._keyframe_request = "pacer dropped frames"
 

@@ -92,7 +92,7 @@ class BitrateController:
         }
         decision = self._policy.update(estimates, self._clock())
         if decision is not None:
-            self._sessions.below_floor = decision.below_floor
+            self._mark_below_floor(decision.below_floor)
             if decision.encoder_bitrate != self.encoder_bitrate:
                 logger.info(
                     "bitrate: encoder %d -> %d bps (%d viewers, %d below the floor)",
@@ -122,6 +122,12 @@ class BitrateController:
                 self.step()
             except Exception:  # a policy bug must not stop the loop nor the agent
                 logger.exception("bitrate: policy step failed")
+
+    def _mark_below_floor(self, below: frozenset[str]) -> None:
+        self._sessions.below_floor = below
+        for client, session, peer in self._sessions.peers():
+            if peer.sender is not None:
+                peer.sender.below_floor = viewer_key(client, session) in below
 
     def _apply(self, source: VideoSource) -> None:
         self._applied_to = source

@@ -175,3 +175,19 @@ def test_starts_keyframe_tells_idr_access_units_from_delta_ones() -> None:
     assert not starts_keyframe(packetize(P_NALS))
     assert not starts_keyframe([FILLER, FILLER])
     assert not starts_keyframe([])
+
+
+def test_a_viewer_below_the_floor_waits_for_the_streams_own_keyframes() -> None:
+    peer, viewer = make_pair()
+    assert viewer.srtp is not None and peer.sender is not None
+    remb = rtcp.Remb(sender_ssrc=1, bitrate=100_000, ssrcs=(SSRC,))
+    peer.receive(viewer.srtp.protect_rtcp(rtcp.serialize_compound([remb])), 0.0)
+    peer.sender.below_floor = True
+    requests = []
+    for index in range(60):
+        now = index / 30
+        peer.send_frame(big_keyframe() if index == 0 else [FILLER] * 40, index * 3000, now)
+        viewer.deliver(peer.datagrams_to_send(), now)
+        requests += [e for e in events(peer) if isinstance(e, KeyframeRequested)]
+        drain(peer, viewer, now, now + 1 / 30)
+    assert peer.stats.frames_dropped > 0 and requests == []

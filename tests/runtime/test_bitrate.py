@@ -83,6 +83,9 @@ def test_a_viewer_below_the_floor_does_not_lower_the_encoder() -> None:
     assert source.calls == []  # still at camera.bitrate: the fast viewer decides
     assert controller.encoder_bitrate == 2_000_000
     assert viewers.below_floor == frozenset({viewer_key("slow", "s1")})
+    slow, fast = viewers.peers_by_client["slow"].sender, viewers.peers_by_client["fast"].sender
+    assert slow is not None and fast is not None
+    assert slow.below_floor and not fast.below_floor  # its pacer asks for no keyframes
     described = controller.describe()
     assert described["encoder_bitrate"] == 2_000_000 and described["floor"] == 500_000
 
