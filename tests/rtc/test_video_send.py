@@ -11,6 +11,7 @@ from agent.rtc.dtls import DtlsRole, DtlsTransport, SrtpProfile
 from agent.rtc.h264 import packetize, starts_keyframe
 from agent.rtc.peer import KeyframeRequested, PeerSession, VideoSendParams
 from agent.rtc.rtp import RtpPacket
+from agent.rtc.video_send import RTX_BURST
 from tests.rtc.test_peer import (
     AGENT_CERT,
     IDR_NALS,
@@ -191,3 +192,21 @@ def test_a_viewer_below_the_floor_waits_for_the_streams_own_keyframes() -> None:
         requests += [e for e in events(peer) if isinstance(e, KeyframeRequested)]
         drain(peer, viewer, now, now + 1 / 30)
     assert peer.stats.frames_dropped > 0 and requests == []
+
+
+def test_a_keyframe_packet_that_cannot_be_resent_asks_for_a_new_keyframe() -> None:
+    peer, viewer = make_pair(rtx=False, start_bitrate=2_000_000)
+    now = 0.0
+    for index in range(45):  # keyframes only: over RTX_BURST packets in the history
+        now = index / 30
+        peer.send_frame(packetize(IDR_NALS), index * 3000, now)
+        viewer.deliver(peer.datagrams_to_send(), now)
+        now = drain(peer, viewer, now, now + 1 / 30)
+    seqs = [p.header.sequence_number for p in rtp_received(viewer)]
+    assert len(seqs) > RTX_BURST
+    events(peer)
+    nack = rtcp.GenericNack.from_lost(1, SSRC, seqs)
+    assert viewer.srtp is not None
+    peer.receive(viewer.srtp.protect_rtcp(rtcp.serialize_compound([nack])), now + 0.1)
+    assert peer.stats.retransmits == RTX_BURST and peer.stats.retransmits_refused > 0
+    assert KeyframeRequested("lost keyframe packet") in events(peer)
