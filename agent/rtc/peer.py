@@ -229,7 +229,7 @@ class PeerSession:
         if self._next_sr is not None and now >= self._next_sr:
             self._send_sender_report(now)
             self._next_sr = now + SR_INTERVAL
-        if self._srtp is not None:
+        if self._srtp is not None and self.sender is not None:
             self._pace(now)
 
     def close(self, now: float, reason: str = "closed") -> None:
