@@ -82,10 +82,12 @@ class BitratePolicy:
         current = self._bitrate
         if current is None or wanted <= current:
             return wanted
+        small = MIN_RELATIVE_CHANGE * current
+        if wanted - current < small and wanted < self.max_bitrate:
+            return current  # a small step is not worth a change, unless it is the last to the cap
         step = current + round((wanted - current) * self.smoothing)
-        if wanted - current < MIN_RELATIVE_CHANGE * current:
-            return current
-        return min(step, self.max_bitrate)
+        # Close enough: finish the move rather than creep towards it in tiny steps.
+        return wanted if wanted - step < small else step
 
     def describe(self) -> dict[str, object]:
         """The policy's state for session.list and telemetry (JSON-ready)."""

@@ -75,3 +75,43 @@ def test_describe_shows_the_policy_for_telemetry() -> None:
         "viewers": {"a": 900_000, "b": 300_000},
         "below_floor": ["b"],
     }
+
+
+def test_two_viewers_one_behind_300_kbit_the_other_keeps_its_bitrate() -> None:
+    """Issue 11's two-viewer case in virtual time (tests/rtc/link_sim.py): one shared encoder."""
+    from tests.rtc.link_sim import CallSim, Link
+
+    policy = BitratePolicy(max_bitrate=2_000_000, floor=500_000)
+    encoder = {"bitrate": 1_000_000}
+    viewers = {
+        "good": CallSim(Link(capacity=[(0, 5_000_000)]), start_bitrate=1_000_000),
+        "slow": CallSim(Link(capacity=[(0, 300_000)]), start_bitrate=1_000_000),
+    }
+    for sim in viewers.values():
+        sim.encoder_bitrate = lambda: encoder["bitrate"]
+    decisions: list[PolicyDecision] = []
+    for step in range(1, 401):  # 40 s in steps of 0.1 s
+        now = step / 10
+        for sim in viewers.values():
+            sim.run(now)
+        estimates = {name: sim.estimator.target_bitrate for name, sim in viewers.items()}
+        if (decision := policy.update(estimates, now)) is not None:
+            encoder["bitrate"] = decision.encoder_bitrate
+            decisions.append(decision)
+    assert encoder["bitrate"] == 2_000_000  # the good viewer's full bitrate: the cap
+    assert decisions[-1].below_floor == frozenset({"slow"})
+    slow = viewers["slow"]
+    assert slow.estimator.target_bitrate < 300_000
+    # "Keyframes and what fits": every keyframe reached its pacer, and the pacer holds the
+    # excess (at most its queue bound) instead of the path: no queue up to the link's
+    # drop-tail limit (250 ms), no loss once the estimate has settled.
+    assert slow.keyframes_sent == 20
+    settled = [s for s in slow.samples if s.time > 20]
+    assert max(s.queue_delay for s in settled) < 0.25
+    assert all(s.stats.loss_fraction == 0 for s in settled)
+
+
+def test_the_last_small_step_to_the_cap_is_taken() -> None:
+    policy = BitratePolicy(max_bitrate=2_000_000, floor=100_000, smoothing=1.0)
+    policy.update({"a": 1_950_000}, now=0.0)
+    assert policy.update({"a": 2_500_000}, now=1.0) == PolicyDecision(2_000_000, frozenset())

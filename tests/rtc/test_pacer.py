@@ -126,3 +126,24 @@ def test_retransmissions_that_would_arrive_stale_are_dropped() -> None:
     pacer.enqueue_retransmission(bytes(1000), now=0.0)
     pacer.enqueue_retransmission(bytes(1000), now=0.0)
     assert pacer.queued_bytes == 1000 and pacer.dropped_retransmissions == 1
+
+
+def test_on_average_no_more_than_the_estimate_leaves_and_keyframes_still_do() -> None:
+    # One encoder for many viewers: this viewer's estimate is under half the encoder's rate,
+    # which its pacing rate (2.5 times the estimate) could carry, but its path could not.
+    pacer = Pacer(250_000)
+    sent: list[tuple[float, bytes]] = []
+    for index in range(300):  # 10 s of ~600 kbit/s: 30 frames a second of 2.4 kB
+        now = index / 30
+        sent += drain(pacer, until=now)
+        keyframe = index % 60 == 0
+        frame = packets(10, b"k") if keyframe else packets(2)
+        assert pacer.enqueue_frame(frame, keyframe, now) or not keyframe
+        sent += [(now, p) for p in pacer.due(now)]
+    sent += drain(pacer, until=10.5)
+    assert sum(len(p) for _, p in sent) * 8 <= 250_000 * (10.5 + 1.0)  # estimate + a bucket
+    key_times = [t for t, p in sent if p[:1] == b"k"]
+    assert len(key_times) == 50  # every keyframe got through, whole
+    for start in range(0, 300, 60):  # and each within the queue bound of being enqueued
+        assert all(start / 30 <= t <= start / 30 + 0.5 for t in key_times[start // 6 :][:10])
+    assert pacer.dropped_frames > 100

@@ -23,7 +23,8 @@ from .trendline import TrendlineDetector
 # Loss from TWCC counts once this many packets were reported over at least this long.
 LOSS_SAMPLE_PACKETS = 20
 LOSS_SAMPLE_INTERVAL = 0.5
-# Receiver reports' loss fraction is used only when no TWCC feedback came for this long.
+# Receiver reports' loss fraction is used only when no TWCC feedback came for this long;
+# after such a gap the delay history is stale too (libwebrtc's stream timeout).
 TWCC_ACTIVE_TIMEOUT = 2.0
 
 
@@ -83,6 +84,8 @@ class SendSideEstimator:
         results = self._history.on_feedback(feedback)
         if not results:
             return
+        if self._last_twcc is not None and not self._twcc_active(now):
+            self._reset_delay_history()
         self._last_twcc = now
         received = sorted(
             (r for r in results if r.arrival is not None),
@@ -135,9 +138,17 @@ class SendSideEstimator:
     def _feed_delay(self, packet: PacketResult, now: float) -> None:
         assert packet.arrival is not None
         self._acked.add(packet.arrival, packet.size)
+        resets = self._inter_arrival.resets
         delta = self._inter_arrival.add(packet.send_time, packet.arrival, packet.size, now)
+        if self._inter_arrival.resets != resets:
+            self._detector = TrendlineDetector()  # its points are on the receiver's old clock
         if delta is not None:
             self._detector.update(delta.send_delta, delta.arrival_delta, delta.arrival_time)
+
+    def _reset_delay_history(self) -> None:
+        self._inter_arrival.reset()
+        self._detector = TrendlineDetector()
+        self._acked.reset()
 
     def _count_loss(self, reported: int, lost: int, now: float) -> None:
         if self._window_start is None:
@@ -157,7 +168,7 @@ class SendSideEstimator:
 
     def _delay_based(self) -> float:
         if self._last_twcc is None and self._remb is not None:
-            return float(self._remb)
+            return min(max(float(self._remb), float(self._min)), float(self._max))
         return self._aimd.bitrate
 
     def _limit(self) -> float:

@@ -44,11 +44,13 @@ class InterArrival:
         self._current: _Group | None = None
         self._previous: _Group | None = None
         self._reordered = 0
+        self.resets = 0  # so the trend built on the old clock can be dropped as well
 
     def reset(self) -> None:
         """Forget all groups (the receiver's clock jumped)."""
         self._current = self._previous = None
         self._reordered = 0
+        self.resets += 1
 
     def add(self, send: float, arrival: float, size: int, now: float) -> GroupDelta | None:
         """One packet; the delta of the two previous groups when this packet starts a new one."""
@@ -58,12 +60,10 @@ class InterArrival:
             return None
         if send < current.first_send:
             return None  # sent before the current group: reordered, no information
-        delta = None
         if self._starts_new_group(current, send, arrival):
+            # _delta may reset everything; this packet then starts the first group afresh.
             delta = self._delta(current) if self._previous is not None else None
-            if self._current is None:  # _delta reset everything
-                return None
-            self._previous = current
+            self._previous = current if self._current is not None else None
             self._current = _Group(send, send, arrival, arrival, now, size)
             return delta
         current.send = max(current.send, send)

@@ -32,6 +32,7 @@ class SentPacketHistory:
     def __init__(self) -> None:
         self._packets: OrderedDict[int, tuple[float, int]] = OrderedDict()
         self._acked: set[int] = set()
+        self._reported_lost: set[int] = set()
         self._newest: int | None = None
         self._reference_time: int | None = None  # unwrapped TWCC reference time, 64 ms units
 
@@ -44,12 +45,14 @@ class SentPacketHistory:
         while len(self._packets) > MAX_HISTORY:
             old, _ = self._packets.popitem(last=False)
             self._acked.discard(old)
+            self._reported_lost.discard(old)
 
     def on_feedback(self, feedback: TransportWideCC) -> list[PacketResult]:
         """The packets this feedback newly reports, in sequence order; unknown ones skipped.
 
-        A packet reported received once is never reported again (feedback may repeat), and a
-        packet reported lost may later be reported received (reordering across feedback).
+        Each packet is reported received at most once and lost at most once (feedback may
+        repeat), and a packet reported lost may later be reported received (reordering
+        across feedback, or a receiver's late feedback).
         """
         offset_us = self._arrival_offset_us(feedback.reference_time)
         results: list[PacketResult] = []
@@ -58,10 +61,13 @@ class SentPacketHistory:
             sent = self._packets.get(sequence)
             if sent is None or sequence in self._acked:
                 continue
-            arrival = None
-            if arrival_us is not None:
-                self._acked.add(sequence)
-                arrival = (arrival_us + offset_us) / 1e6
+            if arrival_us is None:
+                if sequence not in self._reported_lost:
+                    self._reported_lost.add(sequence)
+                    results.append(PacketResult(sequence, sent[0], sent[1], None))
+                continue
+            self._acked.add(sequence)
+            arrival = (arrival_us + offset_us) / 1e6
             results.append(PacketResult(sequence, sent[0], sent[1], arrival))
         return results
 

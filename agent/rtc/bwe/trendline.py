@@ -14,10 +14,19 @@ from collections import deque
 from enum import Enum
 
 WINDOW_SIZE = 20
+# libwebrtc waits for the whole window; a start far above the path fills a shallow
+# bottleneck queue (and then only loses packets, with no gradient left) before 20 groups
+# arrive, so the trend is fitted from half a window on.
+MIN_POINTS = 10
 SMOOTHING = 0.9
 THRESHOLD_GAIN = 4.0
 MAX_DELTAS = 60
-OVERUSING_TIME_THRESHOLD_MS = 10.0
+# libwebrtc: 10 ms. Our cameras send an IDR every 2 s (Chrome's sender only on request),
+# paced at 2.5x the estimate: each one raises the bottleneck queue for about its own
+# transmission time. Requiring 60 ms of overuse keeps a lone IDR from counting as
+# congestion (link_sim: ~740 instead of ~630 kbit/s on a 1 Mbit/s link), while a real
+# overuse, which lasts, is still caught within a second.
+OVERUSING_TIME_THRESHOLD_MS = 60.0
 K_UP = 0.0087
 K_DOWN = 0.039
 MAX_ADAPT_OFFSET_MS = 15.0
@@ -65,7 +74,7 @@ class TrendlineDetector:
             self._first_arrival = arrival_time
         self._points.append(((arrival_time - self._first_arrival) * 1000, self._smoothed_ms))
         trend = self._previous_trend
-        if len(self._points) == WINDOW_SIZE:
+        if len(self._points) >= MIN_POINTS:
             trend = _slope(self._points, fallback=trend)
         self._detect(trend, send_delta * 1000, arrival_time)
 
