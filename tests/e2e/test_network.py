@@ -83,8 +83,10 @@ async def test_three_percent_loss_keeps_playing(netns_topology: Topology) -> Non
                 )
                 assert getattr(stats, "nacks_received", 0) > 0
                 assert getattr(stats, "retransmits", 0) > 0
+                # "Keeps playing": most frames decoded, never 3 s without one (a lost keyframe
+                # costs a keyframe request's round trip; such freezes are counted above).
                 assert fps > 15, f"only {fps:.1f} frames/s decoded under 3% loss"
-                assert stall <= 2.0
+                assert stall < 3.0, f"no frame decoded for {stall:.2f} s under 3% loss"
 
 
 async def test_a_slow_viewer_does_not_lower_the_other(netns_topology: Topology) -> None:
