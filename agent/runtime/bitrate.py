@@ -1,10 +1,11 @@
 """One encoder, many viewers: the encoder bitrate follows the viewers' bandwidth estimates.
 
 Every viewer's sender estimates its own path (agent/rtc/video_send.py); once per
-``INTERVAL`` this hands all of them to the :class:`BitratePolicy` (weakest viewer above the
-floor, smoothed, at most one change per second, never above ``camera.bitrate``) and applies
-its decision to the running source with ``set_bitrate``. Viewers below the floor are marked
-in the session manager (session.list ``below_floor``); their pacers drop to keyframes.
+``INTERVAL`` this hands ``ENCODER_SHARE`` of each estimate to the :class:`BitratePolicy`
+(weakest viewer above the floor, smoothed, at most one change per second, never above
+``camera.bitrate``) and applies its decision to the running source with ``set_bitrate``.
+Viewers below the floor are marked in the session manager (session.list ``below_floor``);
+their pacers drop to keyframes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ logger = logging.getLogger(__name__)
 
 # How often the estimates are read; the policy itself rate-limits changes to one a second.
 INTERVAL: Final = 0.5
+# The share of a viewer's estimate the encoder may fill. The estimate counts whole SRTP
+# packets and each viewer's pacer holds it to the estimate on average, so the encoder must
+# leave room for headers, retransmissions and keyframe bursts; at 100% a 3% loss path made the
+# pacer drop frames (and ask for keyframes) every few seconds.
+ENCODER_SHARE: Final = 0.9
 
 
 class Viewers(Protocol):
@@ -46,6 +52,11 @@ class Camera(Protocol):
     def source(self) -> VideoSource | None: ...
 
 
+def _path_bitrate(encoder_bitrate: int) -> int:
+    """The estimate an encoder bitrate needs."""
+    return round(encoder_bitrate / ENCODER_SHARE)
+
+
 def _policy(camera: CameraConfig) -> BitratePolicy:
     return BitratePolicy(camera.bitrate, min(camera.min_bitrate, camera.bitrate))
 
@@ -66,7 +77,9 @@ class BitrateController:
         self._policy = _policy(self._camera)
         self.encoder_bitrate = self._camera.bitrate
         self._applied_to: VideoSource | None = None
-        sessions.max_bitrate = sessions.start_bitrate = self._camera.bitrate
+        # A viewer's estimate is of its path: it may reach what an encoder at camera.bitrate
+        # needs (that over ENCODER_SHARE), and starts where the encoder is.
+        sessions.max_bitrate = sessions.start_bitrate = _path_bitrate(self._camera.bitrate)
 
     def configure(self, camera: CameraConfig) -> None:
         """camera.bitrate or camera.min_bitrate changed: a new policy, a new ceiling."""
@@ -78,15 +91,15 @@ class BitrateController:
         # The camera itself was set to the new bitrate by the supervisor.
         self.encoder_bitrate = camera.bitrate
         self._applied_to = self._supervisor.source
-        self._sessions.max_bitrate = camera.bitrate
+        self._sessions.max_bitrate = _path_bitrate(camera.bitrate)
         for _, _, peer in self._sessions.peers():
             if peer.sender is not None:
-                peer.sender.set_max_bitrate(camera.bitrate)
+                peer.sender.set_max_bitrate(_path_bitrate(camera.bitrate))
 
     def step(self) -> None:
         """Read every active viewer's estimate, let the policy decide, apply the decision."""
         estimates = {
-            viewer_key(client, session): peer.sender.target_bitrate
+            viewer_key(client, session): round(peer.sender.target_bitrate * ENCODER_SHARE)
             for client, session, peer in self._sessions.peers()
             if peer.sender is not None and peer.srtp_ready
         }
@@ -105,7 +118,7 @@ class BitrateController:
                 self._applied_to = None
         # A new viewer starts its estimate where the encoder is; a restarted source (which
         # opens at camera.bitrate) gets the current decision again.
-        self._sessions.start_bitrate = self.encoder_bitrate
+        self._sessions.start_bitrate = _path_bitrate(self.encoder_bitrate)
         source = self._supervisor.source
         if source is not None and source is not self._applied_to:
             self._apply(source)

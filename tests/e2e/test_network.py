@@ -74,12 +74,15 @@ async def test_three_percent_loss_keeps_playing(netns_topology: Topology) -> Non
                 [(_, _, stats)] = rig.stack.manager.stats()
                 fps, stall = watch.fps(start, watch.now), watch.longest_stall(start, watch.now)
                 logger.warning(
-                    "3%% loss: %.1f fps, longest stall %.2f s, freezes %s, %d NACKs, %d resent",
+                    "3%% loss: %.1f fps, longest stall %.2f s, freezes %s, %d NACKs, %d resent, "
+                    "%d frames dropped by the pacer, %d keyframe requests",
                     fps,
                     stall,
                     watch.freezes(start, watch.now),
                     getattr(stats, "nacks_received", 0),
                     getattr(stats, "retransmits", 0),
+                    getattr(stats, "frames_dropped", 0),
+                    getattr(stats, "keyframe_requests", 0),
                 )
                 assert getattr(stats, "nacks_received", 0) > 0
                 assert getattr(stats, "retransmits", 0) > 0

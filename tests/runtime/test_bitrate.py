@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from agent.config import CameraConfig
 from agent.net.session_stats import viewer_key
 from agent.rtc import rtcp
-from agent.rtc.peer import PeerSession
-from agent.runtime.bitrate import BitrateController
+from agent.rtc.dtls import DtlsRole, DtlsTransport
+from agent.rtc.peer import PeerSession, VideoSendParams
+from agent.runtime.bitrate import ENCODER_SHARE, BitrateController
 from hw.source import StreamSettings
-from tests.rtc.test_peer import SSRC, events, handshake, make_pair
+from tests.rtc.test_peer import AGENT_CERT, SSRC, VIEWER_CERT, Viewer, events, handshake
 
 
 class FakeSource:
@@ -45,7 +46,18 @@ class Viewers:
 
 
 def connected_viewer() -> tuple[PeerSession, object]:
-    peer, viewer = make_pair()
+    # As the session manager makes them: the estimate starts at and may reach what an
+    # encoder at camera.bitrate (2 Mbit/s) needs.
+    path = round(2_000_000 / ENCODER_SHARE)
+    peer = PeerSession(
+        certificate=AGENT_CERT,
+        dtls_role=DtlsRole.CLIENT,
+        remote_fingerprints=[("sha-256", VIEWER_CERT.fingerprint("sha-256"))],
+        video=VideoSendParams(102, SSRC, "cam", start_bitrate=path, max_bitrate=path),
+    )
+    viewer = Viewer(
+        DtlsTransport(VIEWER_CERT, DtlsRole.SERVER, [("sha-256", AGENT_CERT.fingerprint())])
+    )
     handshake(peer, viewer)
     events(peer)
     return peer, viewer
@@ -71,9 +83,11 @@ def test_the_encoder_follows_the_weakest_viewer_above_the_floor() -> None:
     controller, viewers, source, ends = rig(floor=300_000)
     remb(viewers.peers_by_client["slow"], ends["slow"], 800_000, 0.0)
     controller.step()
-    assert source.calls[-1] <= 800_000 and controller.encoder_bitrate == source.calls[-1]
+    assert source.calls[-1] <= 800_000 * ENCODER_SHARE
+    assert controller.encoder_bitrate == source.calls[-1]
     assert viewers.below_floor == frozenset()
-    assert viewers.start_bitrate == controller.encoder_bitrate  # new viewers start there
+    # New viewers start where the encoder is.
+    assert viewers.start_bitrate == round(controller.encoder_bitrate / ENCODER_SHARE)
 
 
 def test_a_viewer_below_the_floor_does_not_lower_the_encoder() -> None:
@@ -93,6 +107,8 @@ def test_a_viewer_below_the_floor_does_not_lower_the_encoder() -> None:
 def test_a_new_ceiling_reaches_every_viewer_estimate() -> None:
     controller, viewers, _source, _ends = rig(floor=300_000)
     controller.configure(CameraConfig(bitrate=1_000_000, min_bitrate=300_000))
-    assert viewers.max_bitrate == 1_000_000
+    # Estimates are of the path: they may reach what the encoder needs with its headroom.
+    assert viewers.max_bitrate == round(1_000_000 / ENCODER_SHARE)
     for peer in viewers.peers_by_client.values():
-        assert peer.sender is not None and peer.sender.target_bitrate <= 1_000_000
+        assert peer.sender is not None
+        assert peer.sender.target_bitrate <= round(1_000_000 / ENCODER_SHARE)
