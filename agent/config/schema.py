@@ -99,8 +99,8 @@ class CameraConfig:
     framerate: float = 30.0
     bitrate: int = 2_000_000
     # The bitrate policy's floor: the encoder follows the weakest viewer's bandwidth estimate
-    # down to here, never below; a viewer whose estimate is lower gets keyframes and what
-    # fits. At or above `bitrate`: no adaptation.
+    # down to here; a viewer whose estimate is lower gets keyframes and what fits (unless
+    # every viewer is below it: then the encoder follows the strongest).
     min_bitrate: int = 300_000
     index: int = 0  # picamera2: which camera on a board with two
     profile: H264Profile = H264Profile.CONSTRAINED_BASELINE  # browsers offer no High
