@@ -199,14 +199,21 @@ class V4l2Source(ThreadedSource):
 
     def _encode(self, pictures: Iterator[VideoFrame], stop: threading.Event) -> None:
         encoder: VideoCodecContext | None = None
+        ceiling = 0
         for index, picture in enumerate(pictures):
             if stop.is_set():
                 return
             force_idr, bitrate = self._requests.take()
-            if encoder is None or bitrate is not None:
-                # A new bitrate reopens the encoder: M2M encoders take no live change here,
-                # and the next frame is then an IDR for everyone.
-                encoder = self._open_encoder(bitrate or self.settings.bitrate)
+            live = self.encoder_name == "libx264" and bitrate is not None and bitrate <= ceiling
+            if encoder is not None and live:
+                # libx264 under VBV takes a lower bitrate live (hw/x264.py): no new IDR, which
+                # matters when the bandwidth policy changes it every second or so.
+                encoder.bit_rate = bitrate
+            elif encoder is None or bitrate is not None:
+                # Otherwise a new bitrate reopens the encoder: M2M encoders take no live
+                # change here, and the next frame is then an IDR for everyone.
+                ceiling = bitrate or self.settings.bitrate
+                encoder = self._open_encoder(ceiling)
             frame = (
                 picture.reformat(format="yuv420p") if picture.format.name != "yuv420p" else picture
             )

@@ -198,6 +198,7 @@ def _read_camera(t: Table) -> CameraConfig:
         height=t.value("height", CameraConfig.height, integer(2, 4320, even=True)),
         framerate=t.value("framerate", CameraConfig.framerate, number(1, 120)),
         bitrate=t.value("bitrate", CameraConfig.bitrate, integer(50_000, 50_000_000)),
+        min_bitrate=t.value("min_bitrate", CameraConfig.min_bitrate, integer(50_000, 50_000_000)),
         index=t.value("index", CameraConfig.index, integer(0, 7)),
         profile=t.value("profile", CameraConfig.profile, choice(H264Profile)),
         iperiod=t.value("iperiod", CameraConfig.iperiod, integer(0, 3600)),

@@ -98,6 +98,10 @@ class CameraConfig:
     height: int = 720
     framerate: float = 30.0
     bitrate: int = 2_000_000
+    # The bitrate policy's floor: the encoder follows the weakest viewer's bandwidth estimate
+    # down to here; a viewer whose estimate is lower gets keyframes and what fits (unless
+    # every viewer is below it: then the encoder follows the strongest).
+    min_bitrate: int = 300_000
     index: int = 0  # picamera2: which camera on a board with two
     profile: H264Profile = H264Profile.CONSTRAINED_BASELINE  # browsers offer no High
     iperiod: int = 0  # frames between IDRs; 0: two seconds' worth

@@ -100,11 +100,15 @@ class PeerDriver:
             self._after_input()
 
     def send_frame(self, payloads: Sequence[bytes], pts_90k: int, now: float) -> None:
-        """Called by the fan-out for each access unit; never blocks."""
+        """Called by the fan-out for each access unit; never blocks.
+
+        The peer paces: what may leave now is flushed, the timer re-armed for the rest, and
+        a keyframe request from its pacer surfaces as an event.
+        """
         if self._ended:
             return
         self.peer.send_frame(payloads, pts_90k, now)
-        self._flush()
+        self._after_input()
 
     def kick(self) -> None:
         """Process whatever an API call on the peer produced (datagrams, events, timers)."""

@@ -1,7 +1,8 @@
-"""The `session.stats` notification: one viewer's send rates and the viewer's reports.
+"""What is shown of one viewer session: its `session.list` row and `session.stats`.
 
 Rates are deltas between two samples of the peer's counters (PeerStats); RTT and loss come
-from the viewer's RTCP receiver reports, NACKs and keyframe requests from its feedback.
+from the viewer's RTCP receiver reports, NACKs and keyframe requests from its feedback, the
+estimate from the send-side bandwidth estimator (transport-cc, else REMB, and loss).
 """
 
 from __future__ import annotations
@@ -10,6 +11,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.rtc.peer import PeerStats
+
+
+def viewer_key(client: str, session: str) -> str:
+    """One string per session, for the bitrate policy's per-viewer maps (and telemetry).
+
+    Unambiguous: session ids never contain "/" (PROTOCOL.md section 4).
+    """
+    return f"{client}/{session}"
+
+
+def session_row(
+    client: str,
+    session: str,
+    state: str,
+    since: float,
+    stats: PeerStats | None,
+    below_floor: bool,
+) -> dict[str, object]:
+    """A `session.list` row: the contract's fields, then the bandwidth estimate's."""
+    return {
+        "session": session,
+        "client": client,
+        "state": state,
+        "since": since,
+        "bytes_sent": stats.bytes_sent if stats else 0,
+        "estimate": stats.estimate if stats else None,
+        "below_floor": below_floor,
+        "frames_dropped": stats.frames_dropped if stats else 0,
+    }
 
 
 @dataclass(slots=True)
@@ -49,4 +79,7 @@ class StatsSampler:
             "packets_sent": stats.packets_sent,
             "bytes_sent": stats.bytes_sent,
             "frames_sent": stats.frames_sent,
+            "estimate": stats.estimate,
+            "frames_dropped": stats.frames_dropped,
+            "rtx_packets": stats.rtx_packets_sent,
         }

@@ -21,6 +21,7 @@ from agent.net.driver import PeerDriver
 from agent.net.errors import BusyError, CameraUnavailableError, UnknownSessionError
 from agent.net.ice import IceServers, IceTransport, usable_host_addresses
 from agent.net.inbound import InboundCounters
+from agent.net.session_stats import session_row, viewer_key
 from agent.rtc.certificate import Certificate
 from agent.rtc.datachannel import (
     ChannelBufferedAmountLow,
@@ -135,6 +136,7 @@ class SessionManager:
         srtp_profiles: list[SrtpProfile] | None = None,
         accept_datachannel: bool = True,
         max_sessions_per_client: int = DEFAULT_MAX_SESSIONS_PER_CLIENT,
+        max_bitrate: int = 2_000_000,
     ) -> None:
         self.fanout = fanout
         self._certificate = certificate
@@ -154,6 +156,11 @@ class SessionManager:
         self.on_application_data: Callable[[str, str, bytes], None] | None = None
         self.on_channel_event: ChannelEventCallback | None = None
         self.closing = False
+        # The stream's ceiling (camera.bitrate), each viewer's estimate starts from and stays
+        # under; and the viewers the bitrate policy last found below its floor (viewer_key).
+        self.max_bitrate = max_bitrate
+        self.start_bitrate = max_bitrate
+        self.below_floor: frozenset[str] = frozenset()
 
     # --- the API signalling calls --------------------------------------------------------
 
@@ -259,21 +266,18 @@ class SessionManager:
 
     def rows(self, client: str | None = None) -> list[dict[str, object]]:
         """session.list rows; only ``client``'s sessions when given."""
-        rows: list[dict[str, object]] = []
-        for (owner, session), entry in self._sessions.items():
-            if client is not None and owner != client:
-                continue
-            stats = entry.driver.peer.stats if entry.driver is not None else None
-            rows.append(
-                {
-                    "session": session,
-                    "client": owner,
-                    "state": entry.state,
-                    "since": entry.since,
-                    "bytes_sent": stats.bytes_sent if stats else 0,
-                }
+        return [
+            session_row(
+                owner,
+                session,
+                entry.state,
+                entry.since,
+                entry.driver.peer.stats if entry.driver is not None else None,
+                viewer_key(owner, session) in self.below_floor,
             )
-        return rows
+            for (owner, session), entry in self._sessions.items()
+            if client is None or owner == client
+        ]
 
     def transport_of(self, client: str, session: str) -> tuple[str | None, int]:
         """The mid and m-line index of the offer section whose transport the session uses
@@ -285,12 +289,12 @@ class SessionManager:
     def count(self) -> int:
         return len(self._sessions)
 
+    def peers(self) -> list[tuple[str, str, PeerSession]]:
+        """(client, session, peer) of every session that has one (for the bitrate policy)."""
+        return [(c, s, e.driver.peer) for (c, s), e in self._sessions.items() if e.driver]
+
     def stats(self) -> list[tuple[str, str, object]]:
-        return [
-            (c, s, e.driver.peer.stats)
-            for (c, s), e in self._sessions.items()
-            if e.driver is not None
-        ]
+        return [(c, s, peer.stats) for c, s, peer in self.peers()]
 
     def inbound(self) -> list[tuple[str, str, InboundCounters]]:
         """Per session: the datagrams its UDP ports refused or dropped (for telemetry)."""
@@ -329,7 +333,7 @@ class SessionManager:
     async def _negotiate(self, entry: _Session, offer: Offer, profile_level_id: str) -> str:
         ice = entry.ice
         host_candidates = await ice.start_gathering()
-        ssrc = secrets.randbits(32)
+        ssrc, rtx_ssrc = secrets.randbits(32), secrets.randbits(32)
         cname = secrets.token_hex(8)
         answer = build_answer(
             offer,
@@ -345,6 +349,7 @@ class SessionManager:
             msid=("edgecam", "video"),
             session_id=secrets.randbits(62),
             accept_datachannel=self._accept_datachannel,
+            rtx_ssrc=rtx_ssrc,
         )
         if answer.h264 is None and answer.datachannel_mid is None:
             raise NegotiationError("offer has nothing the device can answer")
@@ -371,10 +376,7 @@ class SessionManager:
             entry.remote.put_nowait(None)
         entry.feeder = self._loop.create_task(self._feed_remote(entry, first))
 
-        video = None
-        if answer.h264 is not None and answer.send_video:
-            video = VideoSendParams(answer.h264.payload_type, ssrc, cname)
-        peer = self._peer(entry, offer, answer, video)
+        peer = self._peer(entry, offer, answer, ssrc, cname)
         entry.driver = PeerDriver(peer, ice, lambda event: self._peer_event(entry, event))
         entry.driver.start()
         entry.answered = True
@@ -386,8 +388,13 @@ class SessionManager:
         return answer.sdp
 
     def _peer(
-        self, entry: _Session, offer: Offer, answer: Answer, video: VideoSendParams | None
+        self, entry: _Session, offer: Offer, answer: Answer, ssrc: int, cname: str
     ) -> PeerSession:
+        video = None
+        if answer.h264 is not None and answer.send_video:
+            fmt, start = answer.h264, min(self.start_bitrate, self.max_bitrate)
+            video = VideoSendParams(fmt.payload_type, ssrc, cname, answer.transport_cc_id,
+                fmt.rtx_payload_type, answer.rtx_ssrc, start, self.max_bitrate)  # fmt: skip
         sctp = None
         if answer.datachannel_mid is not None:
             # The association accepts exactly what our answer's a=max-message-size says.

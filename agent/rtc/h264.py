@@ -302,6 +302,38 @@ def packetize(nals: Sequence[bytes], max_payload: int = 1200) -> list[bytes]:
     return _packetize_views([memoryview(nal) for nal in nals], max_payload)
 
 
+def starts_keyframe(payloads: Sequence[bytes]) -> bool:
+    """Whether packetized payloads carry an IDR slice or an SPS (a decoder can start there).
+
+    For a viewer's pacer, which sees only payloads: it stops at the first slice it meets, so
+    a delta frame costs one or two payloads' first bytes. STAP-A aggregates are walked.
+    """
+    for payload in payloads:
+        if not payload:
+            continue
+        kind = payload[0] & 0x1F
+        if kind == NalType.FU_A:
+            kind = payload[1] & 0x1F if len(payload) > 1 else 0
+        elif kind == NalType.STAP_A:
+            kind = _first_decisive_in_stap(payload)
+        if kind in (NalType.IDR, NalType.SPS):
+            return True
+        if kind == NalType.SLICE:
+            return False
+    return False
+
+
+def _first_decisive_in_stap(payload: bytes) -> int:
+    pos = 1
+    while pos + 2 < len(payload):
+        size = int.from_bytes(payload[pos : pos + 2])
+        kind = payload[pos + 2] & 0x1F
+        if kind in (NalType.IDR, NalType.SPS, NalType.SLICE):
+            return kind
+        pos += 2 + size
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 # Depacketizer
 

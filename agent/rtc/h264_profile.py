@@ -208,11 +208,11 @@ def _level_name(profile_level_id: str) -> str:
 
 
 def answer_format(
-    offered: H264Format, stream_profile_level_id: str, feedback: Sequence[str]
+    offered: H264Format, stream_profile_level_id: str, feedback: Sequence[str], *, rtx: bool = False
 ) -> H264Format:
     """The format as answered: offered profile bytes with the stream's level, the offer's
-    level-asymmetry-allowed, only the `feedback` we implement that was offered, no rtx (we
-    never retransmit on a separate PT).
+    level-asymmetry-allowed, only the `feedback` we implement that was offered, and the
+    offered rtx payload type only with `rtx` (the sender then retransmits on it, RFC 4588).
 
     Raises ValueError when the offer does not allow level asymmetry and the stream's level
     is above the offered one.
@@ -234,7 +234,7 @@ def answer_format(
         profile_level_id=f"{offered.profile_level_id[:4]}{level:02x}",
         packetization_mode=1,
         rtcp_fb=tuple(fb for fb in feedback if fb in offered.rtcp_fb),
-        rtx_payload_type=None,
+        rtx_payload_type=offered.rtx_payload_type if rtx else None,
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,29 +30,24 @@ from agent.rtc.dtls import (
     DtlsTransport,
     SrtpProfile,
 )
-from agent.rtc.rtp import RtpHeaderStamper
+from agent.rtc.h264 import starts_keyframe
 from agent.rtc.srtp import SrtpContext
+from agent.rtc.video_send import VideoSender
+from agent.rtc.video_send import VideoSendParams as VideoSendParams  # peer's API too
 
 logger = logging.getLogger(__name__)
 
-# Packets kept for answering NACKs: about 1.5 s of a 2 Mbit/s stream. A power of two so the
-# slot is a mask of the sequence number.
-HISTORY_SIZE = 512
 # RFC 3550 leaves the interval to the sender; browsers compute A/V sync and RTT from SRs, so
 # one a second is plenty and costs nothing.
 SR_INTERVAL = 1.0
+# The pacer's next packet is collected this much later, with whatever else is due by then:
+# one wake-up per few packets instead of one per packet (each costs the event loop a timer
+# and a send round). Under the pacer's 5 ms burst allowance, so it never slows the rate.
+PACING_SLACK = 0.004
 # Log at most this many bad packets per session and kind, and this many in all: a hostile
 # or broken peer must not be able to fill the SD card with log lines.
 MAX_LOGGED_BAD_PACKETS = 3
 MAX_LOGGED_BAD_PACKETS_TOTAL = 12
-# Retransmission budget per session (packets; burst and per second): a NACK is tiny and a
-# resend is up to 1.2 KB, so without a bound one viewer could make the device flood its
-# uplink. 300/s is about 3 Mbit/s, above the stream itself.
-RTX_BURST = 300
-RTX_RATE = 300.0
-# A packet is resent at most once per this long (or per RTT once known): browsers repeat a
-# NACK until the packet arrives, and the copy in flight will answer them.
-RTX_MIN_SPACING = 0.03
 
 
 class PeerState(enum.Enum):
@@ -83,7 +77,8 @@ class PeerClosed:
 
 @dataclass(frozen=True, slots=True)
 class KeyframeRequested:
-    """The viewer sent a PLI or FIR: its decoder needs an IDR."""
+    """The viewer needs an IDR: it sent a PLI or FIR, or its pacer dropped frames, or a
+    keyframe packet it lost could not be resent."""
 
     reason: str
 
@@ -117,15 +112,13 @@ class PeerStats:
     jitter: int = 0
     rtt: float | None = None
     remb_bitrate: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class VideoSendParams:
-    """What negotiation decided for the one video stream we send."""
-
-    payload_type: int
-    ssrc: int
-    cname: str
+    # Bandwidth estimation and pacing (see agent/rtc/video_send.py).
+    estimate: int | None = None
+    bwe_state: str | None = None
+    twcc_feedbacks: int = 0
+    frames_dropped: int = 0
+    rtx_packets_sent: int = 0
+    pacer_queue_bytes: int = 0
 
 
 class PeerSession:
@@ -163,25 +156,11 @@ class PeerSession:
         self._events: list[PeerEvent] = []
         self._bad_logged: dict[str, int] = {}
 
-        # Random starting points (RFC 3550 5.1) so a stream can't be spliced across sessions.
-        self._seq = secrets.randbelow(0x8000)
-        self._ts_offset = secrets.randbits(32)
-        self._stamper = (
-            RtpHeaderStamper(payload_type=video.payload_type, ssrc=video.ssrc) if video else None
-        )
-        # History for NACKs as parallel lists (no object per packet): sequence number,
-        # protected bytes, and when the packet was last resent.
-        self._history_seq: list[int] = [-1] * HISTORY_SIZE
-        self._history_packet: list[bytes] = [b""] * HISTORY_SIZE
-        self._history_resent: list[float] = [float("-inf")] * HISTORY_SIZE
-        self._rtx_tokens = float(RTX_BURST)
-        self._rtx_refilled: float | None = None
+        self.sender = VideoSender(video) if video is not None else None
         self._remote_ssrcs: set[int] = set()
         self._bye_ssrcs: set[int] = set()
         self._last_fir_seq: int | None = None
         self._bad_logged_total = 0
-        self._last_rtp_ts: int | None = None
-        self._last_rtp_now = 0.0
         self._next_sr: float | None = None
         self._last_sr_ntp_mid: dict[int, float] = {}
         # With an m=application section the session owns the datachannels (call their methods
@@ -221,41 +200,14 @@ class PeerSession:
     def send_frame(self, payloads: Sequence[bytes], pts_90k: int, now: float) -> None:
         """Send one access unit, already packetized once for every viewer.
 
-        The hot path: per packet only the header's sequence number, timestamp and marker
-        change, so the stamper rewrites a preallocated header and SRTP protects header and
-        payload in its own preallocated buffer: one copy in, one bytes object out.
+        The packets go through this viewer's pacer (see agent/rtc/video_send.py): what may
+        leave now is in :meth:`datagrams_to_send` at once, the rest after :meth:`get_timer`.
         """
-        srtp = self._srtp
-        stamper = self._stamper
-        if srtp is None or stamper is None or not payloads:
+        sender = self.sender
+        if self._srtp is None or sender is None or not payloads:
             return
-        timestamp = (pts_90k + self._ts_offset) & 0xFFFFFFFF
-        last = len(payloads) - 1
-        seq = self._seq
-        history_seq = self._history_seq
-        history_packet = self._history_packet
-        history_resent = self._history_resent
-        out = self._out
-        stats = self.stats
-        sent_bytes = 0
-        payload_bytes = 0
-        for index, payload in enumerate(payloads):
-            packet = srtp.protect_parts(stamper.header(seq, timestamp, index == last), payload)
-            out.append(packet)
-            slot = seq & (HISTORY_SIZE - 1)
-            history_seq[slot] = seq
-            history_packet[slot] = packet
-            history_resent[slot] = -1.0
-            sent_bytes += len(packet)
-            payload_bytes += len(payload)
-            seq = (seq + 1) & 0xFFFF
-        self._seq = seq
-        stats.packets_sent += last + 1
-        stats.bytes_sent += sent_bytes
-        stats.payload_bytes_sent += payload_bytes
-        stats.frames_sent += 1
-        self._last_rtp_ts = timestamp
-        self._last_rtp_now = now
+        sender.send_frame(payloads, pts_90k, starts_keyframe(payloads), now)
+        self._pace(now)
 
     def send_application_data(self, data: bytes) -> None:
         """Send DTLS application data (SCTP) once connected."""
@@ -277,6 +229,8 @@ class PeerSession:
         if self._next_sr is not None and now >= self._next_sr:
             self._send_sender_report(now)
             self._next_sr = now + SR_INTERVAL
+        if self._srtp is not None and self.sender is not None:
+            self._pace(now)
 
     def close(self, now: float, reason: str = "closed") -> None:
         """Say goodbye (RTCP BYE, DTLS close_notify) and stop."""
@@ -313,7 +267,11 @@ class PeerSession:
         sctp = self.channels.get_timer() if self.channels is not None else None
         if self.state is not PeerState.CONNECTED:
             sctp = None
-        candidates = [t for t in (self._dtls.get_timer(), self._next_sr, sctp) if t is not None]
+        pacer = self.sender.get_timer() if self.sender is not None and self._srtp else None
+        if pacer is not None:
+            pacer += PACING_SLACK
+        timers = (self._dtls.get_timer(), self._next_sr, sctp, pacer)
+        candidates = [t for t in timers if t is not None]
         return min(candidates) if candidates else None
 
     @property
@@ -345,6 +303,8 @@ class PeerSession:
                 # The DTLS layer only emits this after the fingerprint check, so keys here
                 # always belong to the certificate the offer named.
                 self._srtp = SrtpContext(event.keys)
+                if self.sender is not None:
+                    self.sender.srtp = self._srtp
                 self._set_state(PeerState.CONNECTED)
                 self._events.append(PeerConnected(event.keys.profile.name))
                 if self._video is not None:
@@ -391,7 +351,12 @@ class PeerSession:
         video = self._video
         our_ssrc = video.ssrc if video is not None else -1
         stats = self.stats
-        if isinstance(packet, rtcp.PictureLossIndication):
+        sender = self.sender
+        if isinstance(packet, rtcp.TransportWideCC):
+            if sender is not None:
+                stats.twcc_feedbacks += 1
+                sender.on_transport_feedback(packet, now)
+        elif isinstance(packet, rtcp.PictureLossIndication):
             self._remote_ssrcs.add(packet.sender_ssrc)
             if packet.media_ssrc == our_ssrc:
                 stats.keyframe_requests += 1
@@ -406,9 +371,10 @@ class PeerSession:
                     self._events.append(KeyframeRequested("fir"))
         elif isinstance(packet, rtcp.GenericNack):
             self._remote_ssrcs.add(packet.sender_ssrc)
-            if packet.media_ssrc == our_ssrc:
+            if packet.media_ssrc == our_ssrc and sender is not None:
                 stats.nacks_received += 1
-                self._retransmit(packet.lost, now)
+                self._out.extend(sender.retransmit(packet.lost, stats.rtt, now))
+                self._pace(now)
         elif isinstance(packet, rtcp.ReceiverReport | rtcp.SenderReport):
             self._remote_ssrcs.add(packet.ssrc)
             for block in packet.reports:
@@ -416,6 +382,8 @@ class PeerSession:
                     self._record_report(block, now)
         elif isinstance(packet, rtcp.Remb):
             stats.remb_bitrate = packet.bitrate
+            if sender is not None:
+                sender.on_remb(packet.bitrate, now)
         elif isinstance(packet, rtcp.Bye):
             # The viewer is gone once every SSRC it reported from said goodbye; a BYE for
             # some other SSRC changes nothing.
@@ -423,28 +391,26 @@ class PeerSession:
             if self._remote_ssrcs and self._remote_ssrcs <= self._bye_ssrcs:
                 self._finish(PeerState.CLOSED, PeerClosed("rtcp bye from peer"))
 
-    def _retransmit(self, lost: Sequence[int], now: float) -> None:
-        # Answered from packets already protected: resending the same SRTP bytes needs no
-        # new keystream and the receiver never saw them, so its replay window accepts them.
-        if self._rtx_refilled is not None:
-            self._rtx_tokens = min(
-                float(RTX_BURST), self._rtx_tokens + (now - self._rtx_refilled) * RTX_RATE
-            )
-        self._rtx_refilled = now
-        spacing = max(RTX_MIN_SPACING, self.stats.rtt or 0.0)
-        history_seq = self._history_seq
-        history_resent = self._history_resent
-        for seq in dict.fromkeys(lost):  # each sequence number once, whatever the NACK says
-            slot = seq & (HISTORY_SIZE - 1)
-            if history_seq[slot] != seq or now - history_resent[slot] < spacing:
-                continue
-            if self._rtx_tokens < 1:
-                self.stats.retransmits_refused += 1
-                continue
-            self._rtx_tokens -= 1
-            history_resent[slot] = now
-            self._out.append(self._history_packet[slot])
-            self.stats.retransmits += 1
+    def _pace(self, now: float) -> None:
+        """What the pacer lets leave now goes out; the sender's figures into the stats."""
+        sender = self.sender
+        assert sender is not None
+        self._out.extend(sender.due(now))
+        reason = sender.take_keyframe_request()
+        if reason is not None:
+            self.stats.keyframe_requests += 1
+            self._events.append(KeyframeRequested(reason))
+        counters, stats = sender.counters, self.stats
+        stats.packets_sent = counters.packets_sent
+        stats.bytes_sent = counters.bytes_sent
+        stats.payload_bytes_sent = counters.payload_bytes_sent
+        stats.frames_sent = counters.frames_sent
+        stats.frames_dropped = counters.frames_dropped
+        stats.retransmits = counters.retransmits
+        stats.retransmits_refused = counters.retransmits_refused
+        stats.rtx_packets_sent = counters.rtx_packets_sent
+        stats.pacer_queue_bytes = sender.pacer.queued_bytes
+        stats.estimate = sender.target_bitrate
 
     def _record_report(self, block: rtcp.ReportBlock, now: float) -> None:
         self.stats.fraction_lost = block.fraction_lost / 256
@@ -452,20 +418,23 @@ class PeerSession:
         rtt = rtcp.rtt_from_report_block(block, self._ntp_middle(now))
         if rtt is not None:
             self.stats.rtt = rtt
+        if self.sender is not None:
+            self.sender.on_loss_report(self.stats.fraction_lost, rtt, now)
+            self.stats.bwe_state = self.sender.bwe_stats().state
 
     def _ntp_middle(self, now: float) -> int:
         return rtcp.ntp_middle32(rtcp.ntp_from_unix(now + self._wallclock_offset))
 
     def _send_sender_report(self, now: float) -> None:
-        video = self._video
-        if video is None or self._srtp is None:
+        video, sender = self._video, self.sender
+        if video is None or sender is None or self._srtp is None:
             return
-        if self._last_rtp_ts is None:
-            rtp_ts = self._ts_offset
+        if sender.last_rtp_ts is None:
+            rtp_ts = sender.ts_offset
         else:
             # Extrapolate from the last frame so the SR's NTP/RTP pair is consistent.
-            elapsed = int((now - self._last_rtp_now) * 90000)
-            rtp_ts = (self._last_rtp_ts + elapsed) & 0xFFFFFFFF
+            elapsed = int((now - sender.last_rtp_now) * 90000)
+            rtp_ts = (sender.last_rtp_ts + elapsed) & 0xFFFFFFFF
         stats = self.stats
         report = rtcp.SenderReport(
             ssrc=video.ssrc,

@@ -85,7 +85,7 @@ class SrtpContext:
         except (pylibsrtp.Error, ValueError) as exc:
             raise SrtpError(f"srtp protect failed: {exc}") from exc
 
-    def protect_parts(self, header: bytes | bytearray, payload: bytes) -> bytes:
+    def protect_parts(self, header: bytes | bytearray, payload: bytes | memoryview) -> bytes:
         """Protect the RTP packet ``header + payload`` without joining them first.
 
         Same output as ``protect(header + payload)``; the per-viewer, per-packet path.

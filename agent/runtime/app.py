@@ -31,6 +31,7 @@ from agent.rpc.ratelimit import PerKeyLimiter
 from agent.rpc.roles import Role
 from agent.rpc.wire import notification
 from agent.rtc.certificate import Certificate
+from agent.runtime.bitrate import BitrateController
 from agent.runtime.camera import CameraSupervisor
 from agent.runtime.config_changes import ConfigChanges
 from agent.runtime.homeassistant import HomeAssistantPublisher
@@ -103,6 +104,7 @@ class Agent:
             on_candidate=self._session_candidate,
             dtls_setup=_setup(config.webrtc.dtls_role),
         )
+        self.bitrate = BitrateController(self.sessions, self.camera, self._loop.time)
         self.changes = ConfigChanges(self)
         self.dispatcher = Dispatcher(build_method_table(self), self._role_for)
         # The `control` datachannel of each session: the same dispatcher, the role of the
@@ -132,8 +134,9 @@ class Agent:
             else None
         )  # fmt: skip
         self.telemetry = Telemetry(
-            self.sessions, self.fanout, self.started_at, self._loop.time, self._counters
-        )
+            self.sessions, self.fanout, self.started_at, self._loop.time, self._counters,
+            self.bitrate.describe,
+        )  # fmt: skip
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -147,6 +150,7 @@ class Agent:
         self._spawn(self._telemetry_loop())
         self._spawn(watchdog_loop())
         self._spawn(self.camera.watch())
+        self._spawn(self.bitrate.run())
         self._spawn(self.camera.rest_when_idle(lambda: self.sessions.count, self._loop.time))
         sd_notify("READY=1")
         logger.info(
@@ -285,6 +289,7 @@ class Agent:
             logging.getLogger().setLevel(new.logging.level_number)
         self.sessions.max_viewers = new.webrtc.max_viewers
         self.sessions.max_sessions_per_client = new.webrtc.max_sessions_per_client
+        self.bitrate.configure(new.camera)
         self.config = new
 
     def stream_changed(self) -> None:

@@ -148,7 +148,7 @@ class CameraSupervisor:
                 await run_abandonable(
                     (await open_camera(wanted)).stop, timeout=STOP_TIMEOUT, name="camera-stop"
                 )  # proves it opens; it starts at the next viewer
-            elif source is not None and replace(self.camera, bitrate=wanted.bitrate) == wanted:
+            elif source is not None and self._live_change(wanted):
                 source.set_bitrate(wanted.bitrate)
             else:
                 new = await open_camera(wanted)
@@ -156,6 +156,12 @@ class CameraSupervisor:
                 self._fanout.new_stream()  # forget the old SPS and GOP
                 await self._start(new)
             self.camera = wanted
+
+    def _live_change(self, wanted: CameraConfig) -> bool:
+        """Only the bitrate or the bitrate policy's floor differ: no restart needed."""
+        return replace(self.camera, bitrate=wanted.bitrate, min_bitrate=wanted.min_bitrate) == (
+            wanted
+        )
 
     async def controls(self) -> dict[str, ControlInfo]:
         source = self.source

@@ -21,12 +21,14 @@ class Telemetry:
         started_at: float,
         clock: Callable[[], float],
         counters: Callable[[], Mapping[str, int]],
+        bitrate_policy: Callable[[], Mapping[str, object]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._fanout = fanout
         self._started_at = started_at
         self._clock = clock
         self._counters = counters
+        self._bitrate_policy = bitrate_policy
         self._last_bytes = 0
         self._last_at = clock()
 
@@ -51,9 +53,13 @@ class Telemetry:
                     "rtt": getattr(stats, "rtt", None),
                     "fraction_lost": getattr(stats, "fraction_lost", 0.0),
                     "bytes_sent": getattr(stats, "bytes_sent", 0),
+                    "estimate": getattr(stats, "estimate", None),
+                    "frames_dropped": getattr(stats, "frames_dropped", 0),
                 }
                 for client, session, stats in sessions
             ],
         }
+        if self._bitrate_policy is not None:
+            body["bitrate_policy"] = dict(self._bitrate_policy())
         self._last_bytes, self._last_at = total, now
         return body

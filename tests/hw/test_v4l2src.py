@@ -290,3 +290,19 @@ def test_v4l2_controls_map_to_the_device_and_apply(tmp_path: Path) -> None:
     assert driver.set == [(0x00980900, 200), (0x009A0901, 1), (0x009A0902, 100)]
     with pytest.raises(ValueError, match="'saturation': not on this camera"):
         source.set_controls({"saturation": 10})
+
+
+def test_a_lower_bitrate_applies_to_libx264_live_without_an_idr(tmp_path: Path) -> None:
+    mjpeg_camera(tmp_path / "cam.mjpeg")
+    device = Device(tmp_path / "cam.mjpeg", "mjpeg")
+    source = V4l2Source("/dev/video2", SETTINGS, modes=MODES, opener=device)
+    frames: queue.Queue[EncodedFrame] = queue.Queue()
+    source.start(frames.put)
+    try:
+        got = [frames.get(timeout=TIMEOUT) for _ in range(3)]
+        source.set_bitrate(150_000)  # below the bitrate it opened with: live
+        got += [frames.get(timeout=TIMEOUT) for _ in range(10)]
+    finally:
+        source.stop()
+    assert source.encoder_name == "libx264" and source.settings.bitrate == 150_000
+    assert sum(f.keyframe for f in got) == 1  # the first; the change made none

@@ -14,8 +14,6 @@ from agent.rtc.certificate import Certificate
 from agent.rtc.dtls import DtlsRole, DtlsState, DtlsTransport, SrtpProfile
 from agent.rtc.h264 import Depacketizer, packetize
 from agent.rtc.peer import (
-    RTX_BURST,
-    RTX_RATE,
     SR_INTERVAL,
     KeyframeRequested,
     PeerClosed,
@@ -27,6 +25,7 @@ from agent.rtc.peer import (
 )
 from agent.rtc.rtp import RtpPacket
 from agent.rtc.srtp import SrtpContext
+from agent.rtc.video_send import RTX_BURST, RTX_RATE
 from hw.annexb import split_nal_units
 
 DATA = Path(__file__).parent / "data"
@@ -65,7 +64,8 @@ def make_pair(
         certificate=AGENT_CERT,
         dtls_role=DtlsRole.CLIENT,
         remote_fingerprints=[("sha-256", fingerprint or VIEWER_CERT.fingerprint("sha-256"))],
-        video=VideoSendParams(payload_type=102, ssrc=SSRC, cname="cam"),
+        # A 2 Mbit/s estimate (no feedback in these tests changes it): paced at 5 Mbit/s.
+        video=VideoSendParams(102, SSRC, "cam", start_bitrate=2_000_000, max_bitrate=2_000_000),
         srtp_profiles=[profile],
         wallclock_offset=1_700_000_000.0,
     )
@@ -86,6 +86,29 @@ def handshake(peer: PeerSession, viewer: Viewer, now: float = 0.0) -> None:
     raise AssertionError("handshake did not finish")
 
 
+def is_rtp(datagram: bytes) -> bool:
+    return datagram[0] >= 128 and not 192 <= datagram[1] <= 223
+
+
+def paced(peer: PeerSession, until: float) -> list[bytes]:
+    """What the peer sends now and as its pacer's timers run, up to `until` (RTP only)."""
+    out = peer.datagrams_to_send()
+    while (timer := peer.get_timer()) is not None and timer <= until:
+        peer.handle_timer(timer)
+        out += peer.datagrams_to_send()
+    return [d for d in out if is_rtp(d)]
+
+
+def send_frames(peer: PeerSession, frames: list[list[bytes]], start: float) -> list[bytes]:
+    """Send `frames` at 30 frames/s from `start`, the pacer drained in between; RTP sent."""
+    sent: list[bytes] = []
+    for index, payloads in enumerate(frames):
+        now = start + index / 30
+        peer.send_frame(payloads, index * 3000, now=now)
+        sent += paced(peer, now + 1 / 30 - 1e-6)
+    return sent
+
+
 def events(peer: PeerSession) -> list[object]:
     out = []
     while (event := peer.next_event()) is not None:
@@ -102,9 +125,7 @@ def test_connects_and_sends_frames_the_viewer_can_decrypt_and_reassemble(
     assert events(peer) == [PeerConnected(profile.name)]
     depacketizer = Depacketizer()
     units = []
-    for index, frame in enumerate([IDR_NALS, P_NALS]):
-        peer.send_frame(packetize(frame), index * 3000, now=index / 30)
-        viewer.deliver(peer.datagrams_to_send(), index / 30)
+    viewer.deliver(send_frames(peer, [packetize(IDR_NALS), packetize(P_NALS)], 0.0), 0.1)
     assert viewer.srtp is not None
     for datagram in viewer.received:
         packet = RtpPacket.parse(viewer.srtp.unprotect(datagram))
@@ -153,8 +174,7 @@ def test_pli_and_fir_for_our_stream_ask_for_a_keyframe() -> None:
 def test_nack_is_answered_with_the_same_srtp_bytes() -> None:
     peer, viewer = make_pair()
     handshake(peer, viewer)
-    peer.send_frame(packetize(IDR_NALS), 0, now=0.0)
-    sent = [d for d in peer.datagrams_to_send() if d[0] >= 128]
+    sent = send_frames(peer, [packetize(IDR_NALS)], 0.0)
     assert viewer.srtp is not None
     seqs = [RtpPacket.parse(viewer.srtp.unprotect(d)).header.sequence_number for d in sent]
     nack = rtcp.GenericNack.from_lost(1, SSRC, [seqs[1], seqs[2], (seqs[-1] + 5) & 0xFFFF])
@@ -167,8 +187,8 @@ def test_sender_reports_at_exact_deadlines_and_rtt_from_receiver_reports() -> No
     peer, viewer = make_pair()
     handshake(peer, viewer, now=10.0)
     assert peer.get_timer() == pytest.approx(10.0 + SR_INTERVAL / 2)
-    peer.send_frame(packetize(IDR_NALS), 90_000, now=10.2)
-    peer.datagrams_to_send()
+    send_frames(peer, [packetize(IDR_NALS)], 10.2)
+    paced(peer, 10.45)
     peer.handle_timer(10.5)
     assert peer.get_timer() == pytest.approx(10.5 + SR_INTERVAL)
     assert viewer.srtp is not None
@@ -204,9 +224,10 @@ def test_bye_from_the_viewer_closes_and_close_says_goodbye() -> None:
     peer.receive(viewer.srtp.protect_rtcp(other), 0.9)
     assert events(peer) == [] and peer.state is PeerState.CONNECTED
     # ...the viewer's own does, and a NACK after it in the same compound is ignored.
-    peer.send_frame(packetize(IDR_NALS), 0, now=0.95)
-    peer.datagrams_to_send()
-    nack = rtcp.GenericNack.from_lost(1, SSRC, [peer._history_seq[peer._seq - 1 & 511]])
+    last = send_frames(peer, [packetize(IDR_NALS)], 0.95)[-1]
+    nack = rtcp.GenericNack.from_lost(
+        1, SSRC, [RtpPacket.parse(viewer.srtp.unprotect(last)).header.sequence_number]
+    )
     bye = rtcp.serialize_compound([rtcp.Bye(ssrcs=(1,)), nack])
     peer.receive(viewer.srtp.protect_rtcp(bye), 1.0)
     assert events(peer) == [PeerClosed("rtcp bye from peer")]
@@ -236,9 +257,7 @@ def test_garbage_is_dropped_and_counted_never_raised(data: bytes) -> None:
 def test_nacks_cannot_amplify_retransmissions() -> None:
     peer, viewer = make_pair()
     handshake(peer, viewer)
-    for index in range(4):
-        peer.send_frame(packetize(IDR_NALS), index * 3000, now=index / 30)
-    sent = [d for d in peer.datagrams_to_send() if d[0] >= 128]
+    sent = send_frames(peer, [packetize(IDR_NALS)] * 4, 0.0)
     assert viewer.srtp is not None and len(sent) >= 34
     first = RtpPacket.parse(viewer.srtp.unprotect(sent[0])).header.sequence_number
     # One NACK naming the same 34 packets 30 times over (PIDs with full BLPs, repeated).
@@ -277,9 +296,7 @@ def test_the_retransmission_budget_refills_to_rtx_burst_at_most_after_an_idle_pe
     handshake(peer, viewer)
     payloads = packetize(IDR_NALS)
     frames = -(-(RTX_BURST + 100) // len(payloads))  # more packets than one burst may resend
-    for index in range(frames):
-        peer.send_frame(payloads, index * 3000, now=index / 30)
-    sent = [d for d in peer.datagrams_to_send() if d[0] >= 128]
+    sent = send_frames(peer, [payloads] * frames, 0.0)
     assert viewer.srtp is not None and RTX_BURST < len(sent) <= 512  # all still in history
     first = RtpPacket.parse(viewer.srtp.unprotect(sent[0])).header.sequence_number
     nack = rtcp.serialize_compound(

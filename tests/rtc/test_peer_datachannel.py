@@ -84,3 +84,16 @@ def test_channel_over_dtls_both_ways_and_close() -> None:
     pair.pump()
     drain(viewer, viewer_events)
     assert ChannelsClosed("aborted by peer: bye") in viewer_events
+
+
+
+def test_a_datachannel_only_session_runs_its_timers_once_connected() -> None:
+    # SRTP keys exist, but no video sender: the timers must not try to pace a stream.
+    agent, viewer = make_sessions()
+    pair = Pair(agent, viewer)
+    agent.start(0.0)
+    viewer.start(0.0)
+    pair.run(lambda: agent.srtp_ready and viewer.srtp_ready)
+    assert agent.sender is None
+    agent.handle_timer(pair.now + 60.0)
+    assert agent.state.value == "connected"

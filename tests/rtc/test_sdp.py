@@ -31,6 +31,7 @@ from agent.rtc import h264_profile as h264_profile_module
 from agent.rtc import sdp as sdp_module
 from agent.rtc.sdp import (
     ANSWER_MAX_MESSAGE_SIZE,
+    TRANSPORT_CC_URI,
     Answer,
     Fingerprint,
     LocalUsageError,
@@ -225,7 +226,11 @@ def test_answer_is_well_formed_and_mirrors_the_offer(name: str) -> None:
         has_candidates = f"a=candidate:{OUR_CANDIDATE}" in block
         assert has_candidates == (section.mid == answer.transport_mid)
         assert ("a=end-of-candidates" in block) == has_candidates
-        assert not any(line.startswith("a=extmap") for line in block)
+        extmaps = [line for line in block if line.startswith("a=extmap")]
+        if section.mid == answer.video_mid and answer.transport_cc_id is not None:
+            assert extmaps == [f"a=extmap:{answer.transport_cc_id} {TRANSPORT_CC_URI}"]
+        else:
+            assert extmaps == []
     assert answer.transport_mid == answer.mids[0]
     transport = offer.section(answer.transport_mid)
     assert transport is not None and answer.remote_candidates == transport.candidates
@@ -250,7 +255,10 @@ def test_answer_round_trips_through_our_parser(name: str) -> None:
     else:
         video = parsed.section(answer.video_mid)
         assert video is not None and video.h264 == [answer.h264]
-        assert video.direction == "sendonly" and video.extmaps == []
+        assert video.direction == "sendonly"
+        assert [(e.id, e.uri) for e in video.extmaps] == (
+            [] if answer.transport_cc_id is None else [(answer.transport_cc_id, TRANSPORT_CC_URI)]
+        )
     if answer.datachannel_mid is not None:
         app = parsed.application
         assert app is not None and (app.sctp_port, app.max_message_size) == (
@@ -276,20 +284,59 @@ def test_video_section_of_the_answer() -> None:
         "a=mid:0",
         "a=sendonly",
         "a=msid:edgecam video0",
+        f"a=extmap:4 {TRANSPORT_CC_URI}",
         "a=rtcp-mux",
         "a=rtpmap:108 H264/90000",
         "a=rtcp-fb:108 nack",
         "a=rtcp-fb:108 nack pli",
         "a=rtcp-fb:108 ccm fir",
         "a=rtcp-fb:108 goog-remb",
+        "a=rtcp-fb:108 transport-cc",
         "a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e028",
         "a=ssrc:305419896 cname:edgecam",
     ]
     assert answer.h264 is not None
-    assert answer.h264.rtcp_fb == ("nack", "nack pli", "ccm fir", "goog-remb")
+    assert answer.h264.rtcp_fb == ("nack", "nack pli", "ccm fir", "goog-remb", "transport-cc")
+    assert answer.transport_cc_id == 4 and answer.rtx_ssrc is None
     assert answer.h264.rtx_payload_type is None and answer.send_video
-    assert "transport-cc" not in answer.sdp and "rtx" not in answer.sdp
+    assert "rtx" not in answer.sdp
     assert (answer.video_mid, answer.datachannel_mid, answer.remote_sctp_port) == ("0", "2", 5000)
+
+
+def test_rtx_is_answered_with_its_own_ssrc_when_asked_for() -> None:
+    offer = Offer.parse(load("chromium_offer_video_audio_dc.sdp"))
+    answer = answer_for(offer, stream_profile_level_id="42e028", rtx_ssrc=0x0BADCAFE)
+    video = sections_of(answer.sdp)[1]
+    assert answer.h264 is not None and answer.h264.rtx_payload_type == 109
+    assert answer.rtx_ssrc == 0x0BADCAFE
+    assert video[0] == "m=video 9 UDP/TLS/RTP/SAVPF 108 109"
+    assert video[-5:] == [
+        "a=rtpmap:109 rtx/90000",
+        "a=fmtp:109 apt=108",
+        f"a=ssrc-group:FID 305419896 {0x0BADCAFE}",
+        "a=ssrc:305419896 cname:edgecam",
+        f"a=ssrc:{0x0BADCAFE} cname:edgecam",
+    ]
+    parsed = Offer.parse(answer.sdp).section("0")
+    assert parsed is not None and parsed.h264 == [answer.h264]
+
+
+def test_transport_cc_feedback_is_not_answered_without_a_usable_extension() -> None:
+    # Id 15 and above need the two-byte header form, which the stamper does not write.
+    text = load("chromium_offer_video_audio_dc.sdp").replace(
+        f"a=extmap:4 {TRANSPORT_CC_URI}", f"a=extmap:40 {TRANSPORT_CC_URI}"
+    )
+    answer = answer_for(Offer.parse(text))
+    assert answer.transport_cc_id is None
+    assert answer.h264 is not None and "transport-cc" not in answer.h264.rtcp_fb
+    assert "transport-cc" not in answer.sdp and "a=extmap" not in answer.sdp
+
+
+def test_aiortc_offer_without_transport_cc_keeps_goog_remb() -> None:
+    answer = answer_for(Offer.parse(load("aiortc_offer_video.sdp")))
+    assert answer.transport_cc_id is None
+    assert answer.h264 is not None
+    assert answer.h264.rtcp_fb == ("nack", "nack pli", "goog-remb")
 
 
 def test_rejected_audio_section_is_minimal_and_out_of_bundle() -> None:

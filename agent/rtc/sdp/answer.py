@@ -18,11 +18,13 @@ from .write import LocalDescription, write_answer
 class Answer:
     """The answer SDP and what it negotiated.
 
-    `h264` is the format as answered (our level, only the feedback we answered, no rtx), or
-    None when no video is accepted. `mids` are the accepted mids (an inactive tag included) in
-    BUNDLE order; the first, `transport_mid`, names the offer section whose candidates
-    (`remote_candidates`) the one transport uses: trickled remote candidates for other mids
-    belong to transports BUNDLE discards.
+    `h264` is the format as answered (our level, only the feedback we answered, the rtx
+    payload type when RTX was answered), or None when no video is accepted.
+    `transport_cc_id` is the answered transport-wide sequence number extension id (None: no
+    transport-cc); `rtx_ssrc` the RTX stream's SSRC when RTX was answered. `mids` are the
+    accepted mids (an inactive tag included) in BUNDLE order; the first, `transport_mid`,
+    names the offer section whose candidates (`remote_candidates`) the one transport uses:
+    trickled remote candidates for other mids belong to transports BUNDLE discards.
     """
 
     sdp: str
@@ -37,6 +39,8 @@ class Answer:
     transport_mid: str
     remote_candidates: list[str]
     remote_end_of_candidates: bool
+    transport_cc_id: int | None = None
+    rtx_ssrc: int | None = None
 
 
 def build_answer(
@@ -54,22 +58,30 @@ def build_answer(
     msid: tuple[str, str],
     session_id: int,
     accept_datachannel: bool,
+    rtx_ssrc: int | None = None,
 ) -> Answer:
     """Build the answer PROTOCOL.md section 4 describes; raises NegotiationError if impossible.
 
     `setup` is the preferred DTLS role (a PreferredSetup or its value; None: AUTO);
-    `candidates` are texts after "candidate:" for the transport section. Invalid local
+    `candidates` are texts after "candidate:" for the transport section. With `rtx_ssrc`, an
+    offered RTX payload type of the chosen format is answered (RFC 4588). Invalid local
     arguments (ours, not the peer's) raise LocalUsageError, never NegotiationError.
     """
     local = LocalDescription(
         ice_ufrag, ice_pwd, fingerprint, candidates, end_of_candidates, ssrc, cname, msid,
-        session_id,
+        session_id, rtx_ssrc,
     )  # fmt: skip
     try:
         profile_level_id_level(stream_profile_level_id)
     except ValueError as exc:
         raise LocalUsageError(f"invalid stream_profile_level_id: {exc}") from None
-    plan = negotiate(offer, preferred_setup(setup), stream_profile_level_id, accept_datachannel)
+    plan = negotiate(
+        offer,
+        preferred_setup(setup),
+        stream_profile_level_id,
+        accept_datachannel,
+        rtx=rtx_ssrc is not None,
+    )
     first = plan.accepted[0]
     application, video = plan.application, plan.video
     return Answer(
@@ -86,4 +98,8 @@ def build_answer(
         transport_mid=first.mid,
         remote_candidates=list(first.candidates),
         remote_end_of_candidates=first.end_of_candidates,
+        transport_cc_id=plan.transport_cc_id,
+        rtx_ssrc=rtx_ssrc
+        if plan.h264 is not None and plan.h264.rtx_payload_type is not None
+        else None,
     )

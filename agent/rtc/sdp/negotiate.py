@@ -7,7 +7,7 @@ section (accepted inactive, see `negotiate`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from agent.rtc.h264_profile import (
@@ -19,14 +19,19 @@ from agent.rtc.h264_profile import (
 )
 
 from .errors import LocalUsageError, NegotiationError
-from .model import MediaSection, Setup
+from .model import Direction, MediaSection, Setup
 from .parse import Offer
 
 RTP_PROTOCOL = "UDP/TLS/RTP/SAVPF"
 SCTP_PROTOCOL = "UDP/DTLS/SCTP"
 DATACHANNEL_FORMAT = "webrtc-datachannel"
-# Feedback the device acts on as a sender; transport-cc is not implemented, so never answered.
-IMPLEMENTED_RTCP_FB = ("nack", "nack pli", "ccm fir", "goog-remb")
+# Feedback the device acts on as a sender (transport-cc and goog-remb feed the bandwidth
+# estimator; nack is answered from the send history, RTX when negotiated).
+IMPLEMENTED_RTCP_FB = ("nack", "nack pli", "ccm fir", "goog-remb", "transport-cc")
+# The header extension carrying the transport-wide sequence number TWCC feedback refers to.
+TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+# The one-byte form (RFC 8285 4.2) holds ids 1-14; our stamper writes only that form.
+MAX_ONE_BYTE_EXTENSION_ID = 14
 
 # Profiles whose decoders also decode a stream of the key profile, closest first (H.264
 # A.2: a constrained-baseline stream is a valid baseline, main, constrained-high and high
@@ -119,7 +124,8 @@ def select_h264(section: MediaSection, stream_profile_level_id: str) -> H264Form
 @dataclass(frozen=True)
 class Plan:
     """What the answer accepts: sections in answer BUNDLE order (the tag first), the video
-    format as answered, the DTLS role, and whether video is sent."""
+    format as answered, the DTLS role, whether video is sent, and the transport-cc header
+    extension id (None: not negotiated)."""
 
     setup: Setup
     accepted: list[MediaSection]
@@ -127,6 +133,7 @@ class Plan:
     h264: H264Format | None
     application: MediaSection | None
     send_video: bool
+    transport_cc_id: int | None = None
 
 
 def _usable(section: MediaSection, transport: list[MediaSection], protocol: str) -> None:
@@ -139,16 +146,29 @@ def _usable(section: MediaSection, transport: list[MediaSection], protocol: str)
 
 
 def _video_format(
-    video: MediaSection, transport: list[MediaSection], stream_profile_level_id: str
+    video: MediaSection, transport: list[MediaSection], stream_profile_level_id: str, rtx: bool
 ) -> H264Format:
     _usable(video, transport, RTP_PROTOCOL)
     if not video.rtcp_mux:
         raise NegotiationError(f"{video.label} has no a=rtcp-mux")
     offered = select_h264(video, stream_profile_level_id)
     try:
-        return answer_format(offered, stream_profile_level_id, IMPLEMENTED_RTCP_FB)
+        return answer_format(offered, stream_profile_level_id, IMPLEMENTED_RTCP_FB, rtx=rtx)
     except ValueError as exc:
         raise NegotiationError(f"{video.label}: {exc}") from None
+
+
+def transport_cc_extension(video: MediaSection) -> int | None:
+    """The offered transport-cc extension id if we can send it (one-byte form), else None.
+
+    An extension the offerer only sends (sendonly from its side) is of no use to a sender.
+    """
+    for extmap in video.extmaps:
+        if extmap.uri != TRANSPORT_CC_URI or extmap.id > MAX_ONE_BYTE_EXTENSION_ID:
+            continue
+        if extmap.direction in (None, Direction.SENDRECV, Direction.RECVONLY):
+            return extmap.id
+    return None
 
 
 def can_hold(section: MediaSection) -> bool:
@@ -164,8 +184,12 @@ def negotiate(
     preferred: PreferredSetup,
     stream_profile_level_id: str,
     accept_datachannel: bool,
+    rtx: bool = False,
 ) -> Plan:
-    """The choices for answering `offer`; raises NegotiationError when it cannot be answered."""
+    """The choices for answering `offer`; raises NegotiationError when it cannot be answered.
+
+    `rtx`: answer the chosen format's offered RTX payload type (RFC 4588), if it has one.
+    """
     if offer.ice_lite:
         raise NegotiationError(
             "ice-lite offers are not supported: the device cannot be the controlling agent"
@@ -174,7 +198,13 @@ def negotiate(
     transport = offer.transport_sections
     video = offer.video
     application = offer.application if accept_datachannel else None
-    chosen = None if video is None else _video_format(video, transport, stream_profile_level_id)
+    chosen = (
+        None if video is None else _video_format(video, transport, stream_profile_level_id, rtx)
+    )
+    transport_cc_id = None if video is None else transport_cc_extension(video)
+    if chosen is not None and transport_cc_id is None and "transport-cc" in chosen.rtcp_fb:
+        # Feedback about sequence numbers we cannot stamp would be empty: not answered.
+        chosen = replace(chosen, rtcp_fb=tuple(f for f in chosen.rtcp_fb if f != "transport-cc"))
     accepted = [] if video is None else [video]
     if application is not None:
         _usable(application, transport, SCTP_PROTOCOL)
@@ -199,4 +229,5 @@ def negotiate(
         h264=chosen,
         application=application,
         send_video=video is not None and video.receives,
+        transport_cc_id=transport_cc_id,
     )

@@ -11,7 +11,7 @@ from agent.rtc.h264_profile import H264Format, fmtp
 from .errors import LocalUsageError
 from .lexer import CONTROL, ICE_PWD, ICE_UFRAG, PRINTABLE, TOKEN, AttributeIndex
 from .model import Fingerprint, MediaSection
-from .negotiate import DATACHANNEL_FORMAT, Plan
+from .negotiate import DATACHANNEL_FORMAT, TRANSPORT_CC_URI, Plan
 from .parse import Offer
 
 ANSWER_SCTP_PORT = 5000
@@ -42,6 +42,7 @@ class LocalDescription:
     cname: str
     msid: tuple[str, str]
     session_id: int
+    rtx_ssrc: int | None = None  # the RTX stream's SSRC (RFC 4588), when RTX is answered
 
     def __post_init__(self) -> None:
         _check(self.ice_ufrag, ICE_UFRAG, "ice_ufrag")
@@ -60,6 +61,8 @@ class LocalDescription:
                 raise LocalUsageError(f"invalid candidate: {candidate!r}")
         if not 0 <= self.ssrc < 2**32 or not 0 <= self.session_id < 2**63:
             raise LocalUsageError("ssrc must fit 32 bits and session_id 63 bits")
+        if self.rtx_ssrc is not None and not 0 <= self.rtx_ssrc < 2**32:
+            raise LocalUsageError("rtx_ssrc must fit 32 bits")
 
 
 def write_answer(offer: Offer, plan: Plan, local: LocalDescription) -> str:
@@ -86,6 +89,8 @@ def _accepted_section(
     is_video = section is plan.video and plan.h264 is not None
     if is_video and plan.h264 is not None:
         formats = str(plan.h264.payload_type)
+        if plan.h264.rtx_payload_type is not None:
+            formats += f" {plan.h264.rtx_payload_type}"
     elif section.kind == "application":
         formats = DATACHANNEL_FORMAT
     else:
@@ -99,7 +104,7 @@ def _accepted_section(
     lines += ["a=ice-options:trickle", f"a=fingerprint:{local.fingerprint.serialize()}"]
     lines += [f"a=setup:{plan.setup}", f"a=mid:{section.mid}"]
     if is_video and plan.h264 is not None:
-        lines += _video_lines(plan.h264, plan.send_video, local)
+        lines += _video_lines(plan.h264, plan.send_video, local, plan.transport_cc_id)
     elif section.kind == "application":
         lines += [
             f"a=sctp-port:{ANSWER_SCTP_PORT}",
@@ -114,14 +119,25 @@ def _accepted_section(
     return lines
 
 
-def _video_lines(fmt: H264Format, send: bool, local: LocalDescription) -> list[str]:
+def _video_lines(
+    fmt: H264Format, send: bool, local: LocalDescription, transport_cc_id: int | None
+) -> list[str]:
     pt = fmt.payload_type
     lines = ["a=sendonly" if send else "a=inactive"]
     if send:
         lines.append(f"a=msid:{local.msid[0]} {local.msid[1]}")
+    if transport_cc_id is not None:
+        lines.append(f"a=extmap:{transport_cc_id} {TRANSPORT_CC_URI}")
     lines += ["a=rtcp-mux", f"a=rtpmap:{pt} H264/90000"]
     lines += [f"a=rtcp-fb:{pt} {fb}" for fb in fmt.rtcp_fb]
     lines.append(f"a=fmtp:{pt} {fmtp(fmt)}")
+    rtx = fmt.rtx_payload_type
+    if rtx is not None:
+        lines += [f"a=rtpmap:{rtx} rtx/90000", f"a=fmtp:{rtx} apt={pt}"]
     if send:
+        if rtx is not None and local.rtx_ssrc is not None:
+            lines.append(f"a=ssrc-group:FID {local.ssrc} {local.rtx_ssrc}")
         lines.append(f"a=ssrc:{local.ssrc} cname:{local.cname}")
+        if rtx is not None and local.rtx_ssrc is not None:
+            lines.append(f"a=ssrc:{local.rtx_ssrc} cname:{local.cname}")
     return lines
