@@ -40,17 +40,31 @@ from agent.tools.args import size as frame_size
 from agent.tools.bench.pattern import encode_test_pattern
 from hw.frame import EncodedFrame
 
+UNLIMITED = 100_000_000  # bit/s
+
 
 class _UdpSink:
-    """What the peer driver does per frame: the peer's hot path, then one sendto a packet."""
+    """What the peer driver does per frame: the peer's hot path, then its pacer's timers
+    up to the next frame (in the frames' own time), each batch with one sendto a packet."""
 
-    def __init__(self, peer: PeerSession, sock: socket.socket, addr: tuple[str, int]) -> None:
+    def __init__(
+        self, peer: PeerSession, sock: socket.socket, addr: tuple[str, int], interval: float
+    ) -> None:
         self.peer = peer
         self.sock = sock
         self.addr = addr
+        self.interval = interval
 
     def send_frame(self, payloads: Sequence[bytes], pts_90k: int, now: float) -> None:
-        self.peer.send_frame(payloads, pts_90k, now)
+        peer = self.peer
+        peer.send_frame(payloads, pts_90k, now)
+        self._send()
+        until = now + self.interval
+        while (timer := peer.get_timer()) is not None and timer <= until:
+            peer.handle_timer(max(timer, now))
+            self._send()
+
+    def _send(self) -> None:
         send, addr = self.sock.sendto, self.addr
         for datagram in self.peer.datagrams_to_send():
             send(datagram, addr)
@@ -67,7 +81,16 @@ def connected_peer(
         certificate=certificate,
         dtls_role=DtlsRole.CLIENT,
         remote_fingerprints=[("sha-256", remote_cert.fingerprint("sha-256"))],
-        video=VideoSendParams(payload_type=102, ssrc=0x1234, cname="bench"),
+        # No receiver sends feedback here, so the estimate stays where it starts: start it
+        # above any stream the bench sends, so the pacer paces but never drops (this
+        # measures CPU, not the estimator's choices).
+        video=VideoSendParams(
+            payload_type=102,
+            ssrc=0x1234,
+            cname="bench",
+            start_bitrate=UNLIMITED,
+            max_bitrate=UNLIMITED,
+        ),
         srtp_profiles=[profile],
         sctp=SctpParams() if datachannel else None,
     )
@@ -112,9 +135,14 @@ def _serve_remote(server: DtlsTransport, remote: DataChannels | None) -> None:
 
 
 def run_fanout(
-    frames: list[EncodedFrame], viewers: int, profile: SrtpProfile, *, datachannel: bool = False
+    frames: list[EncodedFrame],
+    viewers: int,
+    profile: SrtpProfile,
+    *,
+    datachannel: bool = False,
+    framerate: float = 30.0,
 ) -> float:
-    """CPU seconds to fan ``frames`` out to ``viewers``."""
+    """CPU seconds to fan ``frames`` out to ``viewers`` (pacers drained between frames)."""
     certificate = Certificate.generate()
     sink_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink_socket.bind(("127.0.0.1", 0))
@@ -124,7 +152,7 @@ def run_fanout(
     fanout = FanOut(lambda: None)
     for _ in range(viewers):
         peer = connected_peer(certificate, profile, datachannel=datachannel)
-        fanout.add(_UdpSink(peer, sender, addr), 0.0)
+        fanout.add(_UdpSink(peer, sender, addr, 1 / framerate), 0.0)
     # Nobody reads the receiving socket: its buffer fills and the kernel drops, which costs
     # the sender the same as a real path.
     started = time.process_time()
@@ -197,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     size = sum(f.size for f in frames)
     print(f"{len(frames)} frames, {size * 8 / video_seconds / 1e6:.2f} Mbit/s")
     profile = SrtpProfile[args.profile]
-    base = run_fanout(frames, 0, profile)
-    loaded = run_fanout(frames, args.viewers, profile)
+    base = run_fanout(frames, 0, profile, framerate=args.framerate)
+    loaded = run_fanout(frames, args.viewers, profile, framerate=args.framerate)
     per_viewer = (loaded - base) / args.viewers / video_seconds
     print(f"packetize only (0 viewers): {base / video_seconds * 100:.2f}% of one core")
     print(
@@ -207,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         f"({per_viewer * 1e3:.2f} ms CPU per second of video, {args.profile})"
     )
     if args.datachannel:
-        with_channel = run_fanout(frames, args.viewers, profile, datachannel=True)
+        with_channel = run_fanout(
+            frames, args.viewers, profile, datachannel=True, framerate=args.framerate
+        )
         per_viewer_dc = (with_channel - base) / args.viewers / video_seconds
         print(
             f"{args.viewers} viewers with an idle datachannel each: per viewer "
