@@ -27,13 +27,24 @@ from agent.rtc.rtcp import TransportWideCC
 from agent.rtc.rtp import ONE_BYTE_PROFILE, RTP_HEADER_SIZE, RtpHeaderStamper
 from agent.rtc.srtp import SrtpContext
 
-# Packets kept for answering NACKs: about 1.5 s of a 2 Mbit/s stream. A power of two so the
-# slot is a mask of the sequence number.
-HISTORY_SIZE = 512
+# Packets kept for answering NACKs: about HISTORY_SECONDS of the stream at its highest
+# bitrate (libwebrtc keeps at least 1 s too), a power of two so the slot is a mask of the
+# sequence number. By time, not a fixed count: the history is most of what a viewer costs
+# in memory (~1.2 KB a packet), and a 2 Mbit/s viewer needs 256 slots, not 512.
+HISTORY_SECONDS = 1.0
+HISTORY_MIN, HISTORY_MAX = 128, 2048
+PACKET_BITS = 1200 * 8
+
+
+def history_size(max_bitrate: int) -> int:
+    """Slots for HISTORY_SECONDS of packets at ``max_bitrate``: a power of two, bounded."""
+    wanted = max(1, int(max_bitrate * HISTORY_SECONDS / PACKET_BITS))
+    return min(HISTORY_MAX, max(HISTORY_MIN, 1 << (wanted - 1).bit_length()))
 # Retransmission budget per session (packets; burst and per second): a NACK is tiny and a
 # resend is up to 1.2 KB, so without a bound one viewer could make the device flood its
-# uplink. 300/s is about 3 Mbit/s, above the stream itself.
-RTX_BURST = 300
+# uplink. 300/s is about 3 Mbit/s, above the stream itself; a burst of 200 resends a whole
+# lost 720p IDR (50-100 packets) and fits the history of a 2 Mbit/s stream (256).
+RTX_BURST = 200
 RTX_RATE = 300.0
 # A packet is resent at most once per this long (or per RTT once known): browsers repeat a
 # NACK until the packet arrives, and the copy in flight will answer them.
@@ -121,10 +132,12 @@ class VideoSender:
         # History for NACKs as parallel lists (no object per packet): sequence number, the
         # packet as sent (plain RTP with RTX, to rebuild; else the SRTP bytes), when it was
         # last resent, and whether it carried part of a keyframe.
-        self._history_seq: list[int] = [-1] * HISTORY_SIZE
-        self._history_packet: list[bytes] = [b""] * HISTORY_SIZE
-        self._history_resent: list[float] = [float("-inf")] * HISTORY_SIZE
-        self._history_key: list[bool] = [False] * HISTORY_SIZE
+        size = history_size(params.max_bitrate)
+        self._history_mask = size - 1
+        self._history_seq: list[int] = [-1] * size
+        self._history_packet: list[bytes] = [b""] * size
+        self._history_resent: list[float] = [float("-inf")] * size
+        self._history_key: list[bool] = [False] * size
         self._rtx_tokens = float(RTX_BURST)
         self._rtx_refilled: float | None = None
         self._keyframe_request: str | None = None
@@ -152,9 +165,9 @@ class VideoSender:
             self.counters.frames_dropped += 1
             self._pacer_dropped(now)
             return
-        history_key = self._history_key
+        history_key, mask = self._history_key, self._history_mask
         for index in range(len(packets)):
-            history_key[(seq + index) & (HISTORY_SIZE - 1)] = keyframe
+            history_key[(seq + index) & mask] = keyframe
         self._seq = (seq + len(packets)) & 0xFFFF
         self.counters.frames_sent += 1
         self.last_rtp_ts = timestamp
@@ -175,7 +188,7 @@ class VideoSender:
         counters = self.counters
         direct: list[bytes] = []
         for seq in dict.fromkeys(lost):  # each sequence number once, whatever the NACK says
-            slot = seq & (HISTORY_SIZE - 1)
+            slot = seq & self._history_mask
             if history_seq[slot] != seq:
                 continue
             if now - history_resent[slot] < spacing:
@@ -228,6 +241,9 @@ class VideoSender:
         media_pt = self.params.payload_type
         counters = self.counters
         estimator = self.estimator
+        mask = self._history_mask
+        history_seq, history_packet = self._history_seq, self._history_packet
+        history_resent, keep_plain = self._history_resent, self._rtx_stamper is not None
         for packet in packets:
             if stamped:
                 transport_seq = self._transport_seq
@@ -240,10 +256,10 @@ class VideoSender:
                 protected = srtp.protect_parts(b"", packet)
             if packet[1] & 0x7F == media_pt:
                 seq = _U16.unpack_from(packet, 2)[0]
-                slot = seq & (HISTORY_SIZE - 1)
-                self._history_seq[slot] = seq
-                self._history_packet[slot] = packet if self._rtx_stamper else protected
-                self._history_resent[slot] = -1.0
+                slot = seq & mask
+                history_seq[slot] = seq
+                history_packet[slot] = packet if keep_plain else protected
+                history_resent[slot] = -1.0
                 counters.packets_sent += 1
                 counters.payload_bytes_sent += len(packet) - size
             else:

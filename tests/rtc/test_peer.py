@@ -25,7 +25,7 @@ from agent.rtc.peer import (
 )
 from agent.rtc.rtp import RtpPacket
 from agent.rtc.srtp import SrtpContext
-from agent.rtc.video_send import RTX_BURST, RTX_RATE
+from agent.rtc.video_send import RTX_BURST, RTX_RATE, history_size
 from hw.annexb import split_nal_units
 
 DATA = Path(__file__).parent / "data"
@@ -295,9 +295,10 @@ def test_the_retransmission_budget_refills_to_rtx_burst_at_most_after_an_idle_pe
     peer, viewer = make_pair()
     handshake(peer, viewer)
     payloads = packetize(IDR_NALS)
-    frames = -(-(RTX_BURST + 100) // len(payloads))  # more packets than one burst may resend
+    # More packets than one burst may resend, all still in the history.
+    frames = history_size(2_000_000) // len(payloads)
     sent = send_frames(peer, [payloads] * frames, 0.0)
-    assert viewer.srtp is not None and RTX_BURST < len(sent) <= 512  # all still in history
+    assert viewer.srtp is not None and RTX_BURST < len(sent) <= history_size(2_000_000)
     first = RtpPacket.parse(viewer.srtp.unprotect(sent[0])).header.sequence_number
     nack = rtcp.serialize_compound(
         [rtcp.GenericNack.from_lost(1, SSRC, range(first, first + len(sent)))]

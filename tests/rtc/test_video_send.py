@@ -210,3 +210,16 @@ def test_a_keyframe_packet_that_cannot_be_resent_asks_for_a_new_keyframe() -> No
     peer.receive(viewer.srtp.protect_rtcp(rtcp.serialize_compound([nack])), now + 0.1)
     assert peer.stats.retransmits == RTX_BURST and peer.stats.retransmits_refused > 0
     assert KeyframeRequested("lost keyframe packet") in events(peer)
+
+
+def test_the_nack_history_holds_about_a_second_at_the_streams_highest_bitrate() -> None:
+    from agent.rtc.video_send import HISTORY_MAX, HISTORY_MIN, history_size
+
+    assert history_size(2_000_000) == 256  # 208 packets of 1200 bytes a second
+    assert history_size(8_000_000) == 1024
+    assert history_size(50_000) == HISTORY_MIN
+    assert history_size(100_000_000) == HISTORY_MAX
+    for bitrate in range(50_000, 20_000_000, 250_000):
+        size = history_size(bitrate)
+        assert size & (size - 1) == 0  # a mask of the sequence number
+        assert size >= min(HISTORY_MAX, bitrate / 9600)
