@@ -1,8 +1,10 @@
-"""Issue 11's acceptance: Chromium behind real shaped paths (tc tbf + netem on veth pairs).
+"""Issue 11's acceptance: Chromium behind shaped paths. Hosts in network namespaces joined
+by veth pairs through a router, which forwards through a userspace netem + tbf
+(tests/infra/linkemu.py: this machine's kernel has no sch_netem).
 
 A 2 Mbit/s 640x360 test pattern; the agent's bitrate controller runs as in the agent. The
 bounds are the issue's, generous on purpose: these are behaviour checks, not benchmarks
-(figures: `edgecam bench network`, docs/BENCHMARKS-network.md).
+(figures: `edgecam bench network`, docs/BENCHMARKS.md, "Network paths").
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ logger = logging.getLogger(__name__)
 
 # "Recovered": the encoder back above the bottleneck it was held under. GCC grows additively
 # (about a packet per response time) near the capacity it measured at its overuses, so the
-# climb to the full 2 Mbit/s takes 15-30 s here (docs/BENCHMARKS-network.md); there is no
-# probing yet to find restored capacity faster.
+# climb to the full 2 Mbit/s takes 15-30 s here (docs/BENCHMARKS.md, "Network paths");
+# there is no probing yet to find restored capacity faster.
 RECOVERED = 1_000_000
 
 
