@@ -21,22 +21,33 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from agent.tools.args import Parser
+from agent.tools.args import Parser, plain
 
 SCENARIOS = ("bottleneck", "loss", "two-viewers")
 SENDERS = ("edgecam", "aiortc")
 
 
-def _parser() -> Parser:
-    parser = Parser(prog="edgecam bench network", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", choices=(*SCENARIOS, "all"), default="all")
-    parser.add_argument("--sender", choices=(*SENDERS, "both"), default="both")
+def build_parser() -> Parser:
+    parser = Parser(prog="edgecam bench network", description=plain(__doc__.split("\n\n")[0]))
+    parser.add_argument(
+        "--scenario",
+        choices=(*SCENARIOS, "all"),
+        default="all",
+        help="the shaped path: a 1 Mbit/s bottleneck then restored capacity, 3%% random "
+        "loss, or two viewers one behind 300 kbit/s (default all)",
+    )
+    parser.add_argument(
+        "--sender",
+        choices=(*SENDERS, "both"),
+        default="both",
+        help="whose sender streams: ours, aiortc's, or both in turn (default both)",
+    )
     return parser
 
 
 def main(argv: list[str] | None) -> int:
     """Run the chosen scenarios; print one figures line per scenario and sender."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if os.geteuid() != 0:
         print("edgecam bench network: needs root (network namespaces and tc)", file=sys.stderr)
         return 1

@@ -189,6 +189,12 @@ class Topology:
             "netns",
             self.router,
         )
+        # A veth pair hands a UDP GSO batch (agent/net/udp_batch.py) to the other side as one
+        # 60 KB skb, where a real NIC puts separate frames on the wire; the userspace router
+        # (tests/infra/linkemu.py) reads frames with AF_PACKET and could not forward one that
+        # size. One segment per skb makes the kernel split them first, as a NIC would.
+        _ip("-n", netns, "link", "set", "dev", "eth0", "gso_max_segs", "1")
+        _ip("-n", self.router, "link", "set", "dev", router_if, "gso_max_segs", "1")
         _ip("-n", netns, "addr", "add", f"{host.address}/24", "dev", "eth0")
         _ip("-n", netns, "link", "set", "eth0", "up")
         _ip("-n", self.router, "addr", "add", f"{host.gateway}/24", "dev", router_if)

@@ -72,7 +72,11 @@ def test_latency_reports_capture_to_socket_and_glass_to_glass(
 ) -> None:
     _, result = _run(tmp_path, capsys, "latency", "--viewers", "1", "--seconds", "1")
     whats = [row["what"] for row in result["rows"]]
-    assert whats == ["capture to socket x1", "glass to glass (Chromium) x1"]
+    assert whats == [
+        "capture to socket x1",
+        "capture to last packet (paced) x1",
+        "glass to glass (Chromium) x1",
+    ]
     assert all(row["samples"] > 0 for row in result["rows"])
 
 

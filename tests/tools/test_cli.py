@@ -155,10 +155,13 @@ def _bench_parsers(monkeypatch: pytest.MonkeyPatch) -> list[argparse.ArgumentPar
     """Each bench scenario's parser, as its main() builds it (run_scenario is caught)."""
     import importlib
 
-    from agent.tools import bench
+    from agent.tools import bench, bench_network
     from agent.tools.bench import inprocess
 
-    parsers: list[argparse.ArgumentParser] = [inprocess.build_parser()]
+    parsers: list[argparse.ArgumentParser] = [
+        inprocess.build_parser(),
+        bench_network.build_parser(),
+    ]
 
     def caught(parser: argparse.ArgumentParser, run: object, argv: object) -> int:
         parsers.append(parser)

@@ -116,6 +116,8 @@ def test_wheel_from_a_fresh_clone_carries_mqtt_js_its_licence_config_examples_an
         "share/edgecam/config/mosquitto.acl.example",
         "share/edgecam/systemd/edgecam.service",
         "share/edgecam/systemd/install.sh",
+        "share/edgecam/systemd/firstrun.sh",
+        "share/edgecam/systemd/edgecam-firstboot.service",
         "share/doc/edgecam/README.md",
     }
     print(f"wheel {installed.wheel.name}: mqtt.js {version}, {len(script)} bytes")

@@ -35,14 +35,19 @@ class Sender(Protocol):
 
 
 class Timing:
-    """Bench-only instrumentation: hand-off wall/perf time per pts, and how long after the
-    hand-off ``FanOut.push`` returned (the driver sends synchronously, so then the frame's
-    last packet to the last viewer has left the socket)."""
+    """Bench-only instrumentation: hand-off wall/perf time per pts; how long after the
+    hand-off ``FanOut.push`` returned (every viewer's packets stamped and queued in its
+    pacer); and how long until the last viewer's pacer had sent the frame's last packet
+    (its queue empty after a flush: the frame, and any before it, have left the socket)."""
 
     def __init__(self) -> None:
         self.handed: dict[int, tuple[float, float]] = {}  # pts -> (wall, perf)
         self.to_socket_ms: list[float] = []
+        self.to_last_packet_ms: list[float] = []
         self.rtp_offsets: dict[str, int] = {}
+        # pts -> (hand-off perf time, drivers whose pacer still holds part of that frame)
+        self._in_flight: dict[int, tuple[float, set[int]]] = {}
+        self.drivers: Callable[[], list[Any]] = list
 
     def hand_off(self, pts: int, wall: float) -> None:
         self.handed[pts] = (wall, time.perf_counter())
@@ -56,16 +61,52 @@ class Timing:
             handed = self.handed.get(frame.pts_90k)
             if handed is not None:
                 self.to_socket_ms.append((time.perf_counter() - handed[1]) * 1000)
+                waiting = {id(d) for d in self.drivers() if _pacer_holds(d)}
+                if waiting:
+                    self._in_flight[frame.pts_90k] = (handed[1], waiting)
+                else:
+                    self.to_last_packet_ms.append(self.to_socket_ms[-1])
 
         return timed
 
+    def flushed(self, driver: Any) -> None:
+        """After a driver's flush: if its pacer is empty, it holds none of the frames."""
+        if not self._in_flight or _pacer_holds(driver):
+            return
+        key, now = id(driver), time.perf_counter()
+        for pts, (started, waiting) in list(self._in_flight.items()):
+            waiting.discard(key)
+            if not waiting:
+                del self._in_flight[pts]
+                self.to_last_packet_ms.append((now - started) * 1000)
+
     def report(self) -> Message:
         samples, self.to_socket_ms = self.to_socket_ms, []
+        paced, self.to_last_packet_ms = self.to_last_packet_ms, []
         return {
             "to_socket_ms": samples,
+            "to_last_packet_ms": paced,
             "handed": {str(pts): wall for pts, (wall, _) in self.handed.items()},
             "rtp_offsets": self.rtp_offsets,
         }
+
+
+def _pacer_holds(driver: Any) -> bool:
+    sender = driver.peer.sender
+    return sender is not None and sender.pacer.queued_bytes > 0
+
+
+def _watch_flushes(timing: Timing) -> None:
+    """Bench-only patch of PeerDriver._flush: tell `timing` after each flush."""
+    from agent.net.driver import PeerDriver
+
+    original = PeerDriver._flush
+
+    def flush(self: PeerDriver) -> None:
+        original(self)
+        timing.flushed(self)
+
+    PeerDriver._flush = flush  # type: ignore[method-assign]
 
 
 def _record_rtp_offsets(timing: Timing) -> None:
@@ -77,8 +118,8 @@ def _record_rtp_offsets(timing: Timing) -> None:
 
     def send_frame(self: PeerSession, payloads: Sequence[bytes], pts_90k: int, now: float) -> None:
         original(self, payloads, pts_90k, now)
-        if self.name not in timing.rtp_offsets:
-            stamped = getattr(self, "_last_rtp_ts", None)
+        if self.name not in timing.rtp_offsets and self.sender is not None:
+            stamped = self.sender.last_rtp_ts
             if stamped is not None:
                 timing.rtp_offsets[self.name] = (stamped - pts_90k) & 0xFFFFFFFF
 
@@ -99,6 +140,8 @@ class OurSender:
         if timing is not None:
             self.fanout.push = timing.wrap_push(self.fanout.push)  # type: ignore[method-assign,assignment]
             _record_rtp_offsets(timing)
+            _watch_flushes(timing)
+            timing.drivers = lambda: [*self.fanout._active, *self.fanout._waiting]
         self.timing = timing
         self.states: dict[tuple[str, str], str] = {}
         self.manager = SessionManager(
