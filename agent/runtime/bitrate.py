@@ -52,7 +52,7 @@ class Camera(Protocol):
     def source(self) -> VideoSource | None: ...
 
 
-def _path_bitrate(encoder_bitrate: int) -> int:
+def path_bitrate(encoder_bitrate: int) -> int:
     """The estimate an encoder bitrate needs."""
     return round(encoder_bitrate / ENCODER_SHARE)
 
@@ -79,7 +79,7 @@ class BitrateController:
         self._applied_to: VideoSource | None = None
         # A viewer's estimate is of its path: it may reach what an encoder at camera.bitrate
         # needs (that over ENCODER_SHARE), and starts where the encoder is.
-        sessions.max_bitrate = sessions.start_bitrate = _path_bitrate(self._camera.bitrate)
+        sessions.max_bitrate = sessions.start_bitrate = path_bitrate(self._camera.bitrate)
 
     def configure(self, camera: CameraConfig) -> None:
         """camera.bitrate or camera.min_bitrate changed: a new policy, a new ceiling."""
@@ -91,10 +91,10 @@ class BitrateController:
         # The camera itself was set to the new bitrate by the supervisor.
         self.encoder_bitrate = camera.bitrate
         self._applied_to = self._supervisor.source
-        self._sessions.max_bitrate = _path_bitrate(camera.bitrate)
+        self._sessions.max_bitrate = path_bitrate(camera.bitrate)
         for _, _, peer in self._sessions.peers():
             if peer.sender is not None:
-                peer.sender.set_max_bitrate(_path_bitrate(camera.bitrate))
+                peer.sender.set_max_bitrate(path_bitrate(camera.bitrate))
 
     def step(self) -> None:
         """Read every active viewer's estimate, let the policy decide, apply the decision."""
@@ -118,7 +118,7 @@ class BitrateController:
                 self._applied_to = None
         # A new viewer starts its estimate where the encoder is; a restarted source (which
         # opens at camera.bitrate) gets the current decision again.
-        self._sessions.start_bitrate = _path_bitrate(self.encoder_bitrate)
+        self._sessions.start_bitrate = path_bitrate(self.encoder_bitrate)
         source = self._supervisor.source
         if source is not None and source is not self._applied_to:
             self._apply(source)

@@ -37,17 +37,19 @@ class Sender(Protocol):
 class Timing:
     """Bench-only instrumentation: hand-off wall/perf time per pts; how long after the
     hand-off ``FanOut.push`` returned (every viewer's packets stamped and queued in its
-    pacer); and how long until the last viewer's pacer had sent the frame's last packet
-    (its queue empty after a flush: the frame, and any before it, have left the socket)."""
+    pacer); and how long until the last viewer's pacer had let go of the frame's last packet
+    to its driver's send (counted per pacer: packets in, packets out, in order)."""
 
     def __init__(self) -> None:
         self.handed: dict[int, tuple[float, float]] = {}  # pts -> (wall, perf)
         self.to_socket_ms: list[float] = []
         self.to_last_packet_ms: list[float] = []
         self.rtp_offsets: dict[str, int] = {}
-        # pts -> (hand-off perf time, drivers whose pacer still holds part of that frame)
-        self._in_flight: dict[int, tuple[float, set[int]]] = {}
-        self.drivers: Callable[[], list[Any]] = list
+        self.packets_in: dict[int, int] = {}  # id(pacer) -> packets it accepted
+        self.packets_out: dict[int, int] = {}  # id(pacer) -> packets it let go
+        # pts -> (hand-off perf time, {id(pacer): packets_in once the frame was queued})
+        self._in_flight: dict[int, tuple[float, dict[int, int]]] = {}
+        self.pacers: Callable[[], list[Any]] = list
 
     def hand_off(self, pts: int, wall: float) -> None:
         self.handed[pts] = (wall, time.perf_counter())
@@ -61,7 +63,11 @@ class Timing:
             handed = self.handed.get(frame.pts_90k)
             if handed is not None:
                 self.to_socket_ms.append((time.perf_counter() - handed[1]) * 1000)
-                waiting = {id(d) for d in self.drivers() if _pacer_holds(d)}
+                waiting = {
+                    key: self.packets_in.get(key, 0)
+                    for key in map(id, self.pacers())
+                    if self.packets_out.get(key, 0) < self.packets_in.get(key, 0)
+                }
                 if waiting:
                     self._in_flight[frame.pts_90k] = (handed[1], waiting)
                 else:
@@ -69,13 +75,16 @@ class Timing:
 
         return timed
 
-    def flushed(self, driver: Any) -> None:
-        """After a driver's flush: if its pacer is empty, it holds none of the frames."""
-        if not self._in_flight or _pacer_holds(driver):
+    def released(self, pacer: Any, count: int) -> None:
+        """A pacer let ``count`` packets go: frames whose last packet that was are done."""
+        key = id(pacer)
+        out = self.packets_out[key] = self.packets_out.get(key, 0) + count
+        if not self._in_flight or not count:
             return
-        key, now = id(driver), time.perf_counter()
+        now = time.perf_counter()
         for pts, (started, waiting) in list(self._in_flight.items()):
-            waiting.discard(key)
+            if key in waiting and out >= waiting[key]:
+                del waiting[key]
             if not waiting:
                 del self._in_flight[pts]
                 self.to_last_packet_ms.append((now - started) * 1000)
@@ -91,22 +100,55 @@ class Timing:
         }
 
 
-def _pacer_holds(driver: Any) -> bool:
-    sender = driver.peer.sender
-    return sender is not None and sender.pacer.queued_bytes > 0
+def stream_bitrate(source: ReplaySource) -> int:
+    """The replayed stream's mean bitrate (what an encoder would be set to)."""
+    frames = source.frames
+    return max(1, sum(f.size for f in frames) * 8 * source.fps // max(1, len(frames)))
 
 
-def _watch_flushes(timing: Timing) -> None:
-    """Bench-only patch of PeerDriver._flush: tell `timing` after each flush."""
-    from agent.net.driver import PeerDriver
+def _pacers(fanout: Any) -> list[Any]:
+    """Each viewer's pacer: the fan-out's sinks are the sessions' peer drivers."""
+    sinks: list[Any] = [*fanout._active, *fanout._waiting]
+    return [s.peer.sender.pacer for s in sinks if s.peer.sender is not None]
 
-    original = PeerDriver._flush
 
-    def flush(self: PeerDriver) -> None:
-        original(self)
-        timing.flushed(self)
+def _count_pacer_packets(timing: Timing) -> None:
+    """Bench-only patches of the Pacer: count what each accepts and lets go."""
+    from agent.rtc.pacer import Pacer
 
-    PeerDriver._flush = flush  # type: ignore[method-assign]
+    enqueue_frame, enqueue_retransmission, due = (
+        Pacer.enqueue_frame,
+        Pacer.enqueue_retransmission,
+        Pacer.due,
+    )
+
+    def accepted(pacer: Pacer, count: int) -> None:
+        timing.packets_in[id(pacer)] = timing.packets_in.get(id(pacer), 0) + count
+
+    def frame(self: Pacer, packets: Sequence[bytes], keyframe: bool, now: float) -> bool:
+        before = self.dropped_frames
+        taken = enqueue_frame(self, packets, keyframe, now)
+        if taken and self.dropped_frames == before:
+            accepted(self, len(packets))
+        return taken
+
+    def retransmission(self: Pacer, packet: bytes, now: float) -> None:
+        enqueue_retransmission(self, packet, now)
+        accepted(self, 1)
+
+    def released(self: Pacer, now: float) -> list[bytes]:
+        out = due(self, now)
+        count = len(out)
+        if self.queued_bytes == 0:
+            # Empty: whatever it accepted has left or was dropped (a keyframe replacing the
+            # queue, a stale retransmission); the counts meet again.
+            count = timing.packets_in.get(id(self), 0) - timing.packets_out.get(id(self), 0)
+        timing.released(self, max(count, len(out)))
+        return out
+
+    Pacer.enqueue_frame = frame  # type: ignore[method-assign]
+    Pacer.enqueue_retransmission = retransmission  # type: ignore[method-assign]
+    Pacer.due = released  # type: ignore[method-assign]
 
 
 def _record_rtp_offsets(timing: Timing) -> None:
@@ -135,13 +177,14 @@ class OurSender:
         from agent.net.ice import IceServers
         from agent.net.sessions import SessionManager
         from agent.rtc.certificate import Certificate
+        from agent.runtime.bitrate import path_bitrate
 
         self.fanout = FanOut(source.request_keyframe)
         if timing is not None:
             self.fanout.push = timing.wrap_push(self.fanout.push)  # type: ignore[method-assign,assignment]
             _record_rtp_offsets(timing)
-            _watch_flushes(timing)
-            timing.drivers = lambda: [*self.fanout._active, *self.fanout._waiting]
+            _count_pacer_packets(timing)
+            timing.pacers = lambda: _pacers(self.fanout)
         self.timing = timing
         self.states: dict[tuple[str, str], str] = {}
         self.manager = SessionManager(
@@ -150,6 +193,9 @@ class OurSender:
             ice_addresses=["127.0.0.1"],
             ice_servers=IceServers(),
             max_viewers=2000,
+            # What the agent gives a viewer's estimate for a 2 Mbit/s camera (the replayed
+            # stream): its bitrate controller's headroom over the encoder.
+            max_bitrate=path_bitrate(stream_bitrate(source)),
             on_state=self._on_state,
             on_candidate=self._on_candidate,
         )
