@@ -40,6 +40,11 @@ def history_size(max_bitrate: int) -> int:
     """Slots for HISTORY_SECONDS of packets at ``max_bitrate``: a power of two, bounded."""
     wanted = max(1, int(max_bitrate * HISTORY_SECONDS / PACKET_BITS))
     return min(HISTORY_MAX, max(HISTORY_MIN, 1 << (wanted - 1).bit_length()))
+# How much idle credit the pacer may spend at once, in seconds at its pacing rate:
+# libwebrtc's send burst interval (40 ms). A P-frame then leaves in one batch (one timer,
+# one sendmmsg) and only keyframes are spread out; at 5 ms every frame took 2-4 timer
+# wake-ups per viewer, which doubled the per-packet cost of the fan-out.
+PACER_BURST = 0.04
 # Retransmission budget per session (packets; burst and per second): a NACK is tiny and a
 # resend is up to 1.2 KB, so without a bound one viewer could make the device flood its
 # uplink. 300/s is about 3 Mbit/s, above the stream itself; a burst of 200 resends a whole
@@ -128,7 +133,7 @@ class VideoSender:
         self.last_rtp_now = 0.0
         start = min(params.start_bitrate, params.max_bitrate)
         self.estimator = SendSideEstimator(start, ESTIMATE_FLOOR, params.max_bitrate)
-        self.pacer = Pacer(start)
+        self.pacer = Pacer(start, burst=PACER_BURST)
         # History for NACKs as parallel lists (no object per packet): sequence number, the
         # packet as sent (plain RTP with RTX, to rebuild; else the SRTP bytes), when it was
         # last resent, and whether it carried part of a keyframe.
