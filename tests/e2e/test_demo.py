@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -19,33 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.infra.browsers import launch_chromium, open_page
+from tests.infra.demo_process import Demo
 
 ROOT = Path(__file__).resolve().parents[2]
 VENDORED_MQTT = ROOT / "agent" / "web" / "vendor" / "mqtt.min.js"
-URL = re.compile(rb"open (http://127\.0\.0\.1:\d+/\S*)")
-
-
-class Demo:
-    """A running `edgecam demo` and all it has printed so far (stdout and stderr)."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.output = bytearray()
-        self.url: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        while line := await self.process.stdout.readline():
-            self.output.extend(line)
-            match = URL.search(line)
-            if match and not self.url.done():
-                self.url.set_result(match.group(1).decode())
-        if not self.url.done():
-            self.url.set_exception(AssertionError("edgecam demo ended without printing a URL"))
-
-    def text(self) -> str:
-        return self.output.decode(errors="replace")
 
 
 @asynccontextmanager

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -26,10 +25,10 @@ from pathlib import Path
 import pytest
 
 from tests.infra.browsers import launch_chromium, open_page
+from tests.infra.demo_process import URL, Demo
 from tests.infra.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-URL = re.compile(rb"open (http://127\.0\.0\.1:\d+/\S*)")
 # Building, a venv with the dependencies (from the pip cache or PyPI), and a demo: minutes.
 pytestmark = pytest.mark.timeout(900)
 
@@ -121,29 +120,6 @@ def test_wheel_from_a_fresh_clone_carries_mqtt_js_its_licence_config_examples_an
         "share/doc/edgecam/README.md",
     }
     print(f"wheel {installed.wheel.name}: mqtt.js {version}, {len(script)} bytes")
-
-
-class Demo:
-    """A running `edgecam demo` from the venv, and all it printed (stdout and stderr)."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.output = bytearray()
-        self.url: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        while line := await self.process.stdout.readline():
-            self.output.extend(line)
-            match = URL.search(line)
-            if match and not self.url.done():
-                self.url.set_result(match.group(1).decode())
-        if not self.url.done():
-            self.url.set_exception(AssertionError("edgecam demo ended without printing a URL"))
-
-    def text(self) -> str:
-        return self.output.decode(errors="replace")
 
 
 @asynccontextmanager
