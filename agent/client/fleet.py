@@ -14,7 +14,6 @@ import fnmatch
 import itertools
 import json
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
@@ -41,6 +40,7 @@ from agent.client.errors import (
 )
 from agent.client.models import CallResult, DeviceInfo, DeviceMessage
 from agent.signaling.mqtt_endpoint import MqttEndpoint
+from agent.signaling.paho_socket import set_tcp_nodelay
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class Fleet:
         except aiomqtt.MqttError as exc:
             reason = self._paho_errors.last or exc
             raise ConnectError(explain_connect_failure(Exception(reason), self._endpoint)) from None
-        _no_delay(client._client.socket())
+        set_tcp_nodelay(client._client.socket())
 
     def _on_puback(self, mid: int, reason: Any) -> None:
         request = self._publishes.pop(mid, None)
@@ -454,10 +454,3 @@ def _result_of(device: str, response: dict[str, Any]) -> Any:
     code = error.get("code")
     return_code = code if isinstance(code, int) and not isinstance(code, bool) else -32603
     raise RpcCallError(return_code, str(error.get("message", "")), error.get("data"), device=device)
-
-
-def _no_delay(sock: Any) -> None:
-    """A request is a small write; with Nagle the next one waits for the broker's delayed
-    ACK (~40 ms), as the agent's replies did (agent/signaling/paho_socket.py)."""
-    with contextlib.suppress(OSError, AttributeError):  # an SSLSocket passes it to its TCP one
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

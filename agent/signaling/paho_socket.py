@@ -52,7 +52,7 @@ class PahoSocket:
         sock = client.socket()
         assert sock is not None
         self._client, self._sock, self._fd = client, sock, sock.fileno()
-        _no_delay(sock)
+        set_tcp_nodelay(sock)
         self._loop.add_reader(self._fd, self._readable)
         # The CONNECT packet was queued in the executor, before there was a loop to tell.
         if client.want_write():
@@ -116,8 +116,9 @@ class PahoSocket:
             self._misc_timer = self._loop.call_later(MISC_INTERVAL, self._misc)
 
 
-def _no_delay(sock: Any) -> None:
-    """Replies are small writes that follow one another (the answer, then its trickled
-    candidates, then a state): with Nagle each waits for the broker's delayed ACK (~40 ms)."""
+def set_tcp_nodelay(sock: Any) -> None:
+    """TCP_NODELAY on an MQTT socket (the agent's, the fleet client's). Requests and replies
+    are small writes that follow one another (the answer, then its trickled candidates,
+    then a state): with Nagle each waits for the broker's delayed ACK (~40 ms)."""
     with contextlib.suppress(OSError, AttributeError):  # an SSLSocket passes it to its TCP one
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

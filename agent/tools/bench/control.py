@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from typing import Any
 
 import aiomqtt
 
+from agent.signaling.paho_socket import set_tcp_nodelay
 from agent.tools.bench.broker import Broker, BrokerMissing, running_broker
 from agent.tools.bench.fanout import aiortc_missing
 from agent.tools.bench.options import add_runs, run_scenario, scenario_parser
@@ -155,25 +155,18 @@ def _row(report: Report, transport: str, times: list[float]) -> None:
     )
 
 
-def no_delay(client: aiomqtt.Client) -> None:
-    """TCP_NODELAY on the controller's socket, as `edgecam ctl` (agent.client) sets it."""
-    sock: Any = client._client.socket()
-    with contextlib.suppress(OSError, AttributeError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 @contextlib.contextmanager
 def with_nagle() -> Iterator[None]:
     """Bench-only: the agent's MQTT socket without TCP_NODELAY, as before it set it, to
     show what Nagle's algorithm with delayed ACKs costs a request/response over MQTT."""
     from agent.signaling import paho_socket
 
-    original = paho_socket._no_delay
-    paho_socket._no_delay = lambda sock: None
+    original = paho_socket.set_tcp_nodelay
+    paho_socket.set_tcp_nodelay = lambda sock: None
     try:
         yield
     finally:
-        paho_socket._no_delay = original
+        paho_socket.set_tcp_nodelay = original
 
 
 async def _measure(
@@ -193,8 +186,8 @@ async def _measure(
         async with aiomqtt.Client(
             "127.0.0.1", broker.port, identifier=CLIENT, tls_context=tls
         ) as client:
-            if not nagle:
-                no_delay(client)
+            if not nagle:  # as `edgecam ctl` (agent.client) sets it
+                set_tcp_nodelay(client._client.socket())
             rpc = MqttRpc(client)
             await client.subscribe(f"{rpc.topic}/reply", qos=1)
             reader = asyncio.create_task(rpc.read())
