@@ -31,6 +31,7 @@ from agent.config import (
 )
 from agent.net.ice import usable_host_addresses
 from agent.runtime.app import Agent
+from agent.tools.broker_process import wait_listening
 from agent.web.server import VENDOR_MQTT, WEB_ROOT, ViewerServer, viewer_url
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,10 @@ async def _local_broker(host: str, workdir: str) -> AsyncIterator[tuple[int, int
     )
     proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdin=subprocess.DEVNULL)
     try:
-        await _wait_for_port(host, tcp_port, proc)
+        try:
+            await wait_listening(host, tcp_port, proc, "the demo broker (mosquitto)")
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         yield tcp_port, ws_port
     finally:
         proc.terminate()
@@ -87,22 +91,6 @@ async def _local_broker(host: str, workdir: str) -> AsyncIterator[tuple[int, int
             await asyncio.to_thread(proc.wait, 5)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-async def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes]) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while loop.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the demo broker (mosquitto) exited with status {proc.returncode}")
-        try:
-            _, writer = await asyncio.open_connection(host, port)
-        except OSError:
-            await asyncio.sleep(0.05)  # mosquitto has no readiness signal: poll its port
-            continue
-        writer.close()
-        return
-    raise SystemExit(f"the demo broker did not listen on {host}:{port} within 10 s")
 
 
 @contextlib.asynccontextmanager

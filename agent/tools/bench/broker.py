@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.tools.broker_config import acl_text
+from agent.tools.broker_process import wait_listening
 from agent.tools.pki import Ca, init_ca, issue
 
 HOST = "127.0.0.1"
@@ -56,20 +57,6 @@ def _mosquitto() -> str:
     return path
 
 
-async def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(200):
-        if process.poll() is not None:
-            raise RuntimeError(f"mosquitto exited with status {process.returncode}")
-        try:
-            _, writer = await asyncio.open_connection(HOST, port)
-        except OSError:
-            await asyncio.sleep(0.05)  # mosquitto has no readiness signal: poll its port
-            continue
-        writer.close()
-        return
-    raise RuntimeError(f"mosquitto did not listen on {HOST}:{port} within 10 s")
-
-
 @contextlib.asynccontextmanager
 async def running_broker(directory: Path, *, nodelay: bool = False) -> AsyncIterator[Broker]:
     executable = _mosquitto()
@@ -108,7 +95,7 @@ async def running_broker(directory: Path, *, nodelay: bool = False) -> AsyncIter
         [executable, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=log, stderr=log
     )
     try:
-        await _wait_listening(port, process)
+        await wait_listening(HOST, port, process, "mosquitto")
         yield Broker(port, ca, ca_path, directory / "pki")
     finally:
         process.terminate()
