@@ -17,9 +17,15 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from agent.tools.args import integer, size
+from agent.tools.args import integer
 from agent.tools.bench.floor import floor_us_per_packet
-from agent.tools.bench.options import add_seconds, add_viewers, run_scenario, scenario_parser
+from agent.tools.bench.options import (
+    add_seconds,
+    add_stream,
+    add_viewers,
+    run_scenario,
+    scenario_parser,
+)
 from agent.tools.bench.pattern import encode_test_pattern, save_frames
 from agent.tools.bench.report import PlotSpec, Progress, Report, finite
 from agent.tools.bench.viewers import Rig, rig
@@ -163,20 +169,9 @@ def main(argv: list[str]) -> int:
     parser = scenario_parser("fanout", __doc__)
     add_viewers(parser, "1,10,50,100,200")
     add_seconds(parser, 3.0)
-    parser.add_argument(
-        "--size",
-        type=size,
-        default=(1280, 720),
-        help="test pattern WIDTHxHEIGHT (default 1280x720)",
-    )
+    add_stream(parser)
     parser.add_argument(
         "--fps", type=integer(1, 120), default=30, help="frames per second (default 30)"
-    )
-    parser.add_argument(
-        "--bitrate",
-        type=integer(50_000, 50_000_000),
-        default=2_000_000,
-        help="bits per second (default 2000000)",
     )
     parser.add_argument(
         "--aiortc-max",

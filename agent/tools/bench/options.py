@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from agent.tools.args import Parser, integer, number, plain
+from agent.tools.args import Parser, integer, number, plain, size
 from agent.tools.bench.plot import PlotUnavailable, write_plot
 from agent.tools.bench.report import Report, table, write_json
 
@@ -82,3 +82,19 @@ def run_scenario(parser: argparse.ArgumentParser, run: Run, argv: list[str] | No
             return 1
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
+
+
+def add_stream(parser: argparse.ArgumentParser) -> None:
+    """--size and --bitrate of the test pattern a scenario encodes."""
+    parser.add_argument(
+        "--size",
+        type=size,
+        default=(1280, 720),
+        help="test pattern WIDTHxHEIGHT (default 1280x720)",
+    )
+    parser.add_argument(
+        "--bitrate",
+        type=integer(50_000, 50_000_000),
+        default=2_000_000,
+        help="bits per second (default 2000000)",
+    )

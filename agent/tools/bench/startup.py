@@ -18,11 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent.tools.args import integer, size
 from agent.tools.bench.child import spawn
 from agent.tools.bench.chromium import ChromiumMissing, chromium_page, play, wait_for
 from agent.tools.bench.fanout import aiortc_missing
-from agent.tools.bench.options import add_runs, run_scenario, scenario_parser
+from agent.tools.bench.options import add_runs, add_stream, run_scenario, scenario_parser
 from agent.tools.bench.pattern import encode_test_pattern, save_frames
 from agent.tools.bench.report import PlotSpec, Progress, Report, finite, percentile
 
@@ -97,16 +96,5 @@ async def run(args: argparse.Namespace) -> Report:
 def main(argv: list[str]) -> int:
     parser = scenario_parser("startup", __doc__)
     add_runs(parser, 20)
-    parser.add_argument(
-        "--size",
-        type=size,
-        default=(1280, 720),
-        help="test pattern WIDTHxHEIGHT (default 1280x720)",
-    )
-    parser.add_argument(
-        "--bitrate",
-        type=integer(50_000, 50_000_000),
-        default=2_000_000,
-        help="bits per second (default 2000000)",
-    )
+    add_stream(parser)
     return run_scenario(parser, run, argv)
