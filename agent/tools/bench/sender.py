@@ -49,7 +49,7 @@ class Timing:
         self.packets_out: dict[int, int] = {}  # id(pacer) -> packets it let go
         # pts -> (hand-off perf time, {id(pacer): packets_in once the frame was queued})
         self._in_flight: dict[int, tuple[float, dict[int, int]]] = {}
-        self.pacers: Callable[[], list[Any]] = list
+        self.senders: Callable[[], list[Any]] = list
 
     def hand_off(self, pts: int, wall: float) -> None:
         self.handed[pts] = (wall, time.perf_counter())
@@ -63,9 +63,12 @@ class Timing:
             handed = self.handed.get(frame.pts_90k)
             if handed is not None:
                 self.to_socket_ms.append((time.perf_counter() - handed[1]) * 1000)
+                senders = self.senders()
+                for sender in senders:  # the glass-to-glass map: RTP timestamp -> pts
+                    self.rtp_offsets.setdefault(str(id(sender)), sender.ts_offset)
                 waiting = {
                     key: self.packets_in.get(key, 0)
-                    for key in map(id, self.pacers())
+                    for key in (id(sender.pacer) for sender in senders)
                     if self.packets_out.get(key, 0) < self.packets_in.get(key, 0)
                 }
                 if waiting:
@@ -106,10 +109,10 @@ def stream_bitrate(source: ReplaySource) -> int:
     return max(1, sum(f.size for f in frames) * 8 * source.fps // max(1, len(frames)))
 
 
-def _pacers(fanout: Any) -> list[Any]:
-    """Each viewer's pacer: the fan-out's sinks are the sessions' peer drivers."""
+def _senders(fanout: Any) -> list[Any]:
+    """Each viewer's VideoSender: the fan-out's sinks are the sessions' peer drivers."""
     sinks: list[Any] = [*fanout._active, *fanout._waiting]
-    return [s.peer.sender.pacer for s in sinks if s.peer.sender is not None]
+    return [s.peer.sender for s in sinks if s.peer.sender is not None]
 
 
 def _count_pacer_packets(timing: Timing) -> None:
@@ -151,23 +154,6 @@ def _count_pacer_packets(timing: Timing) -> None:
     Pacer.due = released  # type: ignore[method-assign]
 
 
-def _record_rtp_offsets(timing: Timing) -> None:
-    """Learn each peer's RTP timestamp offset from what it stamps (a bench-only patch of
-    PeerSession.send_frame: the glass-to-glass map from RTP timestamp back to hand-off)."""
-    from agent.rtc.peer import PeerSession
-
-    original = PeerSession.send_frame
-
-    def send_frame(self: PeerSession, payloads: Sequence[bytes], pts_90k: int, now: float) -> None:
-        original(self, payloads, pts_90k, now)
-        if self.name not in timing.rtp_offsets and self.sender is not None:
-            stamped = self.sender.last_rtp_ts
-            if stamped is not None:
-                timing.rtp_offsets[self.name] = (stamped - pts_90k) & 0xFFFFFFFF
-
-    PeerSession.send_frame = send_frame  # type: ignore[method-assign]
-
-
 class OurSender:
     """The agent's media path, assembled as app.py does (tests/e2e/stack.py's shape)."""
 
@@ -182,9 +168,8 @@ class OurSender:
         self.fanout = FanOut(source.request_keyframe)
         if timing is not None:
             self.fanout.push = timing.wrap_push(self.fanout.push)  # type: ignore[method-assign,assignment]
-            _record_rtp_offsets(timing)
             _count_pacer_packets(timing)
-            timing.pacers = lambda: _pacers(self.fanout)
+            timing.senders = lambda: _senders(self.fanout)
         self.timing = timing
         self.states: dict[tuple[str, str], str] = {}
         self.manager = SessionManager(
